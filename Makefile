@@ -1,0 +1,33 @@
+# vitkit course kit. Every target sets itself up: on a fresh clone, `make test` is the only command needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# nbgrader runs alembic and jupyter from PATH: the venv's bin/ goes first.
+RUN := PATH="$(BIN):$$PATH" MPLBACKEND=Agg
+# torch and torchvision as a matching pair; on the course machines pip takes them from local disk.
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup test bench lab tutorial clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH) -e ".[dev]"
+	touch $@
+
+test: setup
+	$(RUN) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(RUN) $(BIN)/vitkit bench $(BENCH_ARGS)
+
+lab: setup
+	$(RUN) $(BIN)/jupyter lab --notebook-dir=$(CURDIR) $(LAB_ARGS)
+
+tutorial: setup
+	@echo "make tutorial arrives with the ViT-vs-CNN tutorial (issue: problem sets 4-5 and the tutorial)."
+
+clean:
+	rm -rf build .pytest_cache
