@@ -88,17 +88,36 @@ _WATCHED = {
     "builtins.AssertionError": (builtins, "AssertionError"),
 }
 _ORIGINALS = {name: getattr(owner, attr) for name, (owner, attr) in _WATCHED.items()}
+_LIBRARY_DIRS = tuple(str(__import__("pathlib").Path(m.__file__).resolve().parent) for m in (torch, np))
 _allclose = torch.allclose
 _isclose = torch.isclose
+
+
+def _from_library(obj) -> bool:
+    """True for C functions and classes, and for Python functions defined in torch's or numpy's files."""
+    code = getattr(obj, "__code__", None)
+    if code is None:
+        return True  # C-level callables cannot be written in a notebook cell
+    return code.co_filename.startswith(_LIBRARY_DIRS)
 
 
 def verify_integrity() -> None:
     """Raise ``Mistake('tampering')`` if a watched testing function or this package was altered."""
     changed = [name for name, (owner, attr) in _WATCHED.items() if getattr(owner, attr, None) is not _ORIGINALS[name]]
+    # If this package was first imported after a student's patch, the "original" is the patch:
+    # the real functions come from torch, numpy or the builtins, never from a notebook.
+    changed += [name for name, obj in _ORIGINALS.items() if not _from_library(obj)]
     for name, module in list(sys.modules.items()):
         if name == __name__ or name.startswith(__name__ + "."):
             if type(module) is not _ReadOnlyModule:
                 changed.append(name)
+    for name, (module, snapshot) in _SEALED.items():
+        # a student may write through module.__dict__ or ModuleType.__setattr__, around the read-only class
+        if sys.modules.get(name) is not module:
+            changed.append(name)
+        added = vars(module).keys() - snapshot.keys() - _SUBMODULE_NAMES - {"__warningregistry__"}  # warnings writes that one
+        changed += [f"{name}.{key} (added)" for key in sorted(added)]
+        changed += [f"{name}.{key}" for key, value in snapshot.items() if vars(module).get(key, _MISSING) is not value]
     if changed:
         raise Mistake("tampering", "changed: " + ", ".join(changed))
 
@@ -106,16 +125,28 @@ def verify_integrity() -> None:
 class _ReadOnlyModule(types.ModuleType):
     def __setattr__(self, name, value):
         if isinstance(value, types.ModuleType) and value.__name__ == f"{self.__name__}.{name}" and name not in self.__dict__:
-            return super().__setattr__(name, value)  # the import system attaching a submodule on first import
+            super().__setattr__(name, value)  # the import system attaching a submodule on first import
+            if self.__name__ in _SEALED:
+                _SEALED[self.__name__][1][name] = value
+            return None
         raise AttributeError(f"{self.__name__} is read-only: the grading checks cannot be replaced ({name!r})")
 
     def __delattr__(self, name):
         raise AttributeError(f"{self.__name__} is read-only: the grading checks cannot be removed ({name!r})")
 
 
+_SEALED: dict[str, tuple[types.ModuleType, dict]] = {}
+_SUBMODULE_NAMES: set[str] = set()
+_MISSING = object()
+
+
 def seal(module_name: str) -> None:
-    """Make a grading module read-only (called at the end of each grading module)."""
-    sys.modules[module_name].__class__ = _ReadOnlyModule
+    """Make a grading module read-only and remember its contents (called at the end of each grading module)."""
+    module = sys.modules[module_name]
+    module.__class__ = _ReadOnlyModule
+    _SEALED[module_name] = (module, dict(vars(module)))
+    if "." in module_name:
+        _SUBMODULE_NAMES.add(module_name.rsplit(".", 1)[1])
 
 
 # ----------------------------------------------------------------------------- comparisons

@@ -1,0 +1,40 @@
+"""Wrong and differently-right answers, as data, injected into problem sets' solution notebooks.
+
+``tests/injections/<ps>.py`` defines ``WRONG`` (classic mistakes: each must be rejected with its
+mistake code at the start of the error, ``[code] ...``) and ``CORRECT`` (correct answers written
+differently from the solution: each must pass). ``tests.nbtools.run_injections`` runs them; the
+instructor tools and the class-wide mistake report reuse them to build fake classes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import textwrap
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Injection:
+    """``source`` replaces the solution cell whose nbgrader ``grade_id`` is ``cell``.
+
+    ``code`` is the mistake code its tests must report (``None`` for a correct answer).
+    ``name`` is unique within a problem set; by default ``<cell>/<code or 'correct'>/<hash>``.
+    """
+
+    cell: str
+    code: str | None
+    source: str
+    name: str = field(default="")
+
+    def __post_init__(self):
+        object.__setattr__(self, "source", textwrap.dedent(self.source).strip() + "\n")
+        if not self.name:
+            digest = hashlib.sha1(self.source.encode()).hexdigest()[:6]
+            object.__setattr__(self, "name", f"{self.cell}/{self.code or 'correct'}/{digest}")
+
+
+def load(ps: str) -> tuple[list[Injection], list[Injection]]:
+    """(WRONG, CORRECT) of problem set ``ps`` from ``tests/injections/<ps>.py`` (prefix like ``ps1`` or full name)."""
+    module = importlib.import_module(f"{__name__}.{ps.split('_')[0]}")
+    return list(module.WRONG), list(module.CORRECT)

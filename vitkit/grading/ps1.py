@@ -1,0 +1,546 @@
+"""Checks for problem set 1, self-attention: what its test cells call, and the mistakes they name.
+
+Each check starts with the lecture's numbers (x1=[1,0,1,0], x2=[0,2,0,2], x3=[1,1,1,1] and its
+three weight matrices), then tries random inputs of several shapes in float32 and float64. When a
+result is wrong, the check compares it with the classic wrong answers (softmax over the wrong
+axis, a missing 1/√d_k, transposed weights...) and raises :class:`~vitkit.grading.Mistake` with
+that mistake's code, so the student reads *what* is wrong and the class report can count it.
+
+References are computed with torch functions captured when this module is imported, never with
+anything from the student's namespace.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from vitkit.grading import Mistake, as_tensor, check_shape, close, define, verify_integrity, seal
+
+# Captured now, before student code runs: the references never call what a student could patch.
+_exp, _amax, _sum, _matmul = torch.exp, torch.amax, torch.sum, torch.matmul
+_sub, _div, _transpose, _isfinite = torch.sub, torch.div, torch.transpose, torch.isfinite
+_tensor, _randn, _Generator, _float64 = torch.tensor, torch.randn, torch.Generator, torch.float64
+_Tensor, _isinstance, _len, _tuple, _round = torch.Tensor, isinstance, len, tuple, round
+
+# ----------------------------------------------------------------------------- the lecture's numbers
+
+X = ((1, 0, 1, 0), (0, 2, 0, 2), (1, 1, 1, 1))  # inputs x1, x2, x3 (one row each)
+W_K = ((0, 0, 1), (1, 1, 0), (0, 1, 0), (1, 1, 0))
+W_Q = ((1, 0, 1), (1, 0, 0), (0, 0, 1), (0, 1, 1))
+W_V = ((0, 2, 0), (0, 3, 0), (1, 0, 3), (1, 1, 0))
+KEYS = ((0, 1, 1), (4, 4, 0), (2, 3, 1))
+QUERIES = ((1, 0, 2), (2, 2, 2), (2, 1, 3))
+VALUES = ((1, 2, 3), (2, 8, 0), (2, 6, 3))
+SCORES = ((2, 4, 4), (4, 16, 12), (4, 12, 10))  # row i: query i against every key
+SLIDE_WEIGHTS_1 = (0.0, 0.5, 0.5)  # the slide's rounded softmax of input 1's scores
+SLIDE_OUTPUT_1 = (2.0, 7.0, 1.5)
+FULL_HD_PIXEL_PAIRS = 4_299_816_960_000  # (1920 * 1080) ** 2
+
+
+def _t(rows, dtype=_float64) -> torch.Tensor:
+    return _tensor(rows, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------- the catalogue
+
+Q = "ps1.softmax"
+define("ps1.softmax.not_written", Q, "softmax is not written yet (it raises NotImplementedError)", "replace `raise NotImplementedError()` with your code")
+define("ps1.softmax.wrong_axis", Q, "your softmax normalises over the wrong axis: the weights must sum to 1 over axis `dim`",
+       "reduce with dim=dim (and keepdim=True), not over a fixed axis")
+define("ps1.softmax.not_normalised", Q, "your softmax weights do not sum to 1 over axis `dim`",
+       "divide exp(x) by its sum over `dim`, taken with keepdim=True")
+define("ps1.softmax.global_sum", Q, "you divide by the sum over the whole tensor, so each slice along `dim` does not sum to 1",
+       "sum over `dim` only: e.sum(dim=dim, keepdim=True)")
+define("ps1.softmax.max_not_keepdim", Q, "you subtract the maximum without keepdim=True, so it broadcasts along the wrong axis",
+       "x.amax(dim=dim, keepdim=True) keeps the reduced axis so each slice loses its own maximum")
+define("ps1.softmax.unstable", Q, "your softmax overflows for large inputs (exp(1000) is inf, inf/inf is nan): it is not numerically stable",
+       "subtract the maximum over `dim` before exp: softmax(x) = softmax(x - max(x)), and exp(≤0) never overflows")
+define("ps1.softmax.global_max", Q, "you subtract one maximum for the whole tensor: slices far below it underflow to 0/0 = nan",
+       "subtract each slice's own maximum: x.amax(dim=dim, keepdim=True)")
+define("ps1.softmax.wrong_shape", Q, "your softmax changes the shape of its input", "return one weight per input value: keep the reduced axes with keepdim=True")
+define("ps1.softmax.dtype", Q, "your softmax changes the dtype of its input", "compute with the input's own dtype; do not build new tensors with a fixed dtype")
+define("ps1.softmax.used_builtin", Q, "your softmax calls torch's softmax: this exercise asks you to write it yourself",
+       "use torch.exp, a maximum and a sum; not torch.softmax, F.softmax or Tensor.softmax")
+define("ps1.softmax.wrong_values", Q, "your softmax gives wrong values", "softmax(x)_i = exp(x_i - m) / Σ_j exp(x_j - m) along `dim`, with m the maximum along `dim`")
+
+Q = "ps1.worked_example"
+define("ps1.worked_example.queries_keys_swapped", Q, "your queries and keys are swapped", "queries = X @ W_q and keys = X @ W_k")
+define("ps1.worked_example.wrong_projection", Q, "your queries, keys or values differ from the lecture's",
+       "stack the inputs as rows of X (3×4) and multiply on the right: X @ W (3×3)")
+define("ps1.worked_example.keys_not_transposed", Q, "queries @ keys multiplies each query with the *columns* of keys, not with each key",
+       "scores = queries @ keys.T: row i holds query i's dot products with every key")
+define("ps1.worked_example.scores_scaled", Q, "your scores are already divided by √d_k; the slide's scores are the raw dot products",
+       "scores = queries @ keys.T; the scaling comes later")
+define("ps1.worked_example.wrong_scores", Q, "your scores differ from the lecture's", "scores[i, j] = query_i · key_j")
+define("ps1.worked_example.exact_softmax", Q, "you used the exact softmax; this question asks for the slide's rounded weights [0, 0.5, 0.5]",
+       "output_1 = 0 * value_1 + 0.5 * value_2 + 0.5 * value_3; the next cells show what the exact softmax changes")
+define("ps1.worked_example.output_not_values", Q, "input 1's new representation must be a weighted sum of the *values*",
+       "weight the values (X @ W_v), not the keys, queries or inputs")
+define("ps1.worked_example.wrong_output", Q, "input 1's new representation differs from the slide's", "weighted sum of the values with the weights [0, 0.5, 0.5]")
+
+Q = "ps1.self_attention"
+define("ps1.self_attention.not_written", Q, "self_attention is not written yet (it raises NotImplementedError)", "replace `raise NotImplementedError()` with your code")
+define("ps1.self_attention.not_a_pair", Q, "self_attention must return a pair (output, weights)", "end with `return output, weights`")
+define("ps1.self_attention.return_order", Q, "you return (weights, output): the order is (output, weights)", "end with `return output, weights`")
+define("ps1.self_attention.wrong_shape", Q, "a result of self_attention has the wrong shape",
+       "output is (…, N, d_v), one new representation per token; weights are (…, N, N), one row per query")
+define("ps1.self_attention.no_scale", Q, "your scores are √d_k too large: did you forget the scaling?",
+       "divide the scores by math.sqrt(d_k) before the softmax (d_k = the size of a key)")
+define("ps1.self_attention.wrong_scale", Q, "you scale the scores by the wrong amount", "divide by √d_k, the square root of the size of a key (w_k.shape[1])")
+define("ps1.self_attention.scaled_after_softmax", Q, "you divide by √d_k after the softmax: your attention weights no longer sum to 1",
+       "scale the scores, then take the softmax")
+define("ps1.self_attention.weights_wrong_axis", Q, "your attention weights sum to 1 over the queries (axis -2), not over the keys (axis -1)",
+       "take the softmax over the last axis: each query distributes one unit of attention over the keys")
+define("ps1.self_attention.scores_transposed", Q, "your scores are transposed: row i must hold query i's dot products with every key",
+       "scores = query @ key.transpose(-2, -1)")
+define("ps1.self_attention.weights_not_normalised", Q, "your attention weights do not sum to 1 over the keys (axis -1)",
+       "apply your softmax over the last axis to the scaled scores")
+define("ps1.self_attention.wrong_weights", Q, "your attention weights differ from softmax(QKᵀ/√d_k)", "check each step against the worked example")
+define("ps1.self_attention.transposed_weights", Q, "your output uses the transposed weights: token i must get Σ_j weights[i, j] · value_j",
+       "output = weights @ value")
+define("ps1.self_attention.no_value_projection", Q, "your output is a weighted sum of the inputs x, not of the values",
+       "value = x @ w_v; output = weights @ value")
+define("ps1.self_attention.wrong_output", Q, "your output differs from weights @ values", "output = weights @ (x @ w_v)")
+define("ps1.self_attention.batch", Q, "self_attention works for one sequence (N, D) but not for a batch (B, N, D)",
+       "`.T` reverses every dimension of a 3-D tensor; use .transpose(-2, -1) and reduce over dim=-1")
+define("ps1.self_attention.dtype", Q, "self_attention changes the dtype of its input", "compute in the input's dtype; do not create new tensors with a fixed dtype")
+define("ps1.self_attention.used_library", Q, "self_attention calls a library's attention: this exercise asks you to write it yourself",
+       "do not call F.scaled_dot_product_attention, nn.MultiheadAttention or vitkit's self_attention; use matrix products and your softmax")
+
+Q = "ps1.pixels_to_tokens"
+define("ps1.pixels_to_tokens.not_written", Q, "pixels_to_tokens is not written yet (it raises NotImplementedError)", "replace `raise NotImplementedError()` with your code")
+define("ps1.pixels_to_tokens.no_permute", Q, "you reshape (C, H, W) to (H·W, C) without moving the channels last: the numbers of different pixels get mixed",
+       "image.permute(1, 2, 0).reshape(H * W, C), or image.flatten(1).T")
+define("ps1.pixels_to_tokens.column_major", Q, "your pixels are in column order; tokens must follow the reading order (row by row)",
+       "flatten (H, W) with H first: image.permute(1, 2, 0), not image.permute(2, 1, 0)")
+define("ps1.pixels_to_tokens.channels_first", Q, "you return (C, H·W): one row per channel instead of one row per pixel",
+       "transpose it: each token (row) is one pixel with its C channel values")
+define("ps1.pixels_to_tokens.wrong_shape", Q, "your tokens have the wrong shape", "an image (C, H, W) gives H·W tokens of C values: shape (H·W, C)")
+define("ps1.pixels_to_tokens.wrong", Q, "your tokens differ from the image's pixels in reading order", "token k = pixel (k // W, k % W), its C channel values")
+
+Q = "ps1.attention_pairs"
+define("ps1.attention_pairs.not_written", Q, "attention_pairs is not written yet (it raises NotImplementedError)", "replace `raise NotImplementedError()` with your code")
+define("ps1.attention_pairs.tokens_not_pairs", Q, "you count the tokens, not the pairs of tokens that attention scores",
+       "every token's query meets every token's key: N tokens make N² pairs")
+define("ps1.attention_pairs.patch_area", Q, "a P×P patch holds P² pixels: you divided by P",
+       "the number of patches is (H / P) · (W / P)")
+define("ps1.attention_pairs.unordered_pairs", Q, "attention scores every ordered pair (query i, key j), including each token with itself: N², not about N²/2",
+       "scores[i, j] and scores[j, i] are different numbers: count N · N")
+define("ps1.attention_pairs.no_self_pairs", Q, "each token also attends to itself: N², not N(N−1)", "the scores matrix is N × N, its diagonal included")
+define("ps1.attention_pairs.wrong", Q, "your number of attention pairs is wrong", "tokens N = (H / P) · (W / P); pairs = N²")
+
+Q = "ps1.weight_matrices"
+define("ps1.weight_matrices.per_input", Q, "the inputs do not get their own weight matrices: all of them share the same W_q, W_k, W_v",
+       "count the learned matrices of the worked example: W_q, W_k, W_v")
+define("ps1.weight_matrices.wrong", Q, "that is not the number of weight matrices self-attention learns", "queries, keys and values each come from one learned matrix")
+
+Q = "ps1.related"
+define("ps1.related.swapped", Q, "you swapped most and least related", "input 1's scores are [2, 4, 4]: higher scores mean more related")
+define("ps1.related.tie", Q, "inputs 2 and 3 tie: both have score 4 with input 1", "give every input with the highest score, as a set: {2, 3}")
+define("ps1.related.zero_based", Q, "inputs are numbered 1, 2, 3 as on the slides, not from 0", "input 1 is x1 = [1, 0, 1, 0]")
+define("ps1.related.wrong", Q, "that is not what input 1's scores [2, 4, 4] say", "the larger query_1 · key_j, the more input 1 is related to input j")
+
+Q = "ps1.why_dot_product"
+define("ps1.why_dot_product.not_an_option", Q, "your answer is not one of the options", "set the variable to one letter: 'a', 'b', 'c' or 'd'")
+define("ps1.why_dot_product.normalises", Q, "the dot product does not make the weights sum to 1", "that is the softmax's job; what does a dot product of two similar vectors give?")
+define("ps1.why_dot_product.positive", Q, "dot products can be negative ([1, 0] · [-1, 0] = -1)", "the softmax's exponential makes the weights positive; what does the dot product measure?")
+define("ps1.why_dot_product.position", Q, "the dot product compares contents (a query and a key), not positions", "positions enter through position embeddings (lecture 2)")
+
+Q = "ps1.why_scaling"
+define("ps1.why_scaling.not_an_option", Q, "your answer is not one of the options", "set the variable to one letter: 'a', 'b', 'c' or 'd'")
+define("ps1.why_scaling.normalises", Q, "dividing by √d_k does not make the weights sum to 1 (the softmax does)", "look at how the size of a dot product grows with d_k")
+define("ps1.why_scaling.speed", Q, "the scaling is one more division: it does not make anything faster", "look at how the size of a dot product grows with d_k")
+define("ps1.why_scaling.averages", Q, "the scaling does not average the values", "it acts on the scores, before the softmax: what happens to softmax of large scores?")
+del Q
+
+# ----------------------------------------------------------------------------- references and helpers
+
+
+def _softmax(x: torch.Tensor, dim: int) -> torch.Tensor:
+    e = _exp(_sub(x, _amax(x, dim, keepdim=True)))
+    return _div(e, _sum(e, dim, keepdim=True))
+
+
+def _attention(x, wq, wk, wv, scale=None, axis=-1, transposed=False):
+    """Reference (output, weights, query, key, value); the keyword arguments build wrong references."""
+    query, key, value = _matmul(x, wq), _matmul(x, wk), _matmul(x, wv)
+    scores = _matmul(key, _transpose(query, -2, -1)) if transposed else _matmul(query, _transpose(key, -2, -1))
+    scores = _div(scores, math.sqrt(key.shape[-1]) if scale is None else scale)
+    weights = _softmax(scores, axis)
+    return _matmul(weights, value), weights, query, key, value
+
+
+class _Calls(TorchFunctionMode):
+    """Records the names of the torch functions a student's function calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.names.add(getattr(func, "__name__", ""))
+        return func(*args, **(kwargs or {}))
+
+
+def _clone(value):
+    return value.clone() if _isinstance(value, _Tensor) else value
+
+
+def _call(fn, question: str, *args, **kwargs):
+    """Call the student's ``fn`` on copies of the arguments; returns (result, names of torch calls)."""
+    if not callable(fn):
+        raise Mistake(f"ps1.{question}.not_written", f"{question} is {type(fn).__name__}, not a function")
+    recorder = _Calls()
+    try:
+        with recorder:
+            result = fn(*(_clone(a) for a in args), **{k: _clone(v) for k, v in kwargs.items()})
+    except NotImplementedError:
+        raise Mistake(f"ps1.{question}.not_written") from None
+    return result, recorder.names
+
+
+def _first(candidates, actual):
+    """The code and detail of the first wrong reference (code, detail, tensor or thunk) ``actual`` matches."""
+    for code, detail, make in candidates:
+        try:
+            expected = make() if callable(make) else make
+        except RuntimeError:  # a wrong reference that does not even broadcast for this shape
+            continue
+        if expected.shape == actual.shape and close(actual, expected, rtol=1e-4, atol=1e-6):
+            return code, detail
+    return None
+
+
+def _tol(*values):
+    """Tolerances for comparing with a float64 reference: float32 anywhere means float32's precision."""
+    low = any(_isinstance(v, _Tensor) and v.dtype != _float64 for v in values)
+    return (1e-4, 1e-6) if low else (1e-7, 1e-9)
+
+
+# ----------------------------------------------------------------------------- softmax
+
+
+def _softmax_case(softmax, x: torch.Tensor, dim: int | None, label: str) -> None:
+    axis = -1 if dim is None else dim
+    result, names = _call(softmax, "softmax", x) if dim is None else _call(softmax, "softmax", x, dim)
+    out = as_tensor(result, f"softmax({label})")
+    check_shape(out, x.shape, f"softmax({label})", code="ps1.softmax.wrong_shape")
+    ref = _softmax(x.to(_float64), axis)
+    rtol, atol = _tol(x, result)
+    if not close(out, ref, rtol, atol):
+        x64 = x.to(_float64)
+        e = _exp(x64)
+        stable = _exp(_sub(x64, _amax(x64, axis, keepdim=True)))
+        others = [d for d in range(x.dim()) if d != axis % x.dim()]
+        candidates = [("ps1.softmax.wrong_axis", f"softmax({label}) normalised over axis {d} instead of {axis}", (lambda d=d: _softmax(x64, d))) for d in others]
+        candidates += [
+            ("ps1.softmax.not_normalised", f"softmax({label}) returned exp(x) without dividing by its sum", e),
+            ("ps1.softmax.not_normalised", f"softmax({label}) returned exp(x - max) without dividing by its sum", stable),
+            ("ps1.softmax.global_sum", f"softmax({label})", lambda: _div(e, _sum(e))),
+            ("ps1.softmax.max_not_keepdim", f"softmax({label})",
+             lambda: (lambda s: _div(s, _sum(s, axis, keepdim=True)))(_exp(_sub(x64, _amax(x64, axis))))),
+        ]
+        found = _first(candidates, out)
+        if found:
+            raise Mistake(*found)
+        if not _isfinite(out).all():
+            raise Mistake("ps1.softmax.wrong_values", f"softmax({label}) contains nan or inf")
+        sums = _sum(out, axis)
+        if not close(sums, torch.ones_like(sums), 1e-4, 1e-5):
+            raise Mistake("ps1.softmax.not_normalised", f"softmax({label}) sums to {sums.flatten()[:4].tolist()} over axis {axis}")
+        worst = (out - ref).abs().max().item()
+        raise Mistake("ps1.softmax.wrong_values", f"softmax({label}): largest difference {worst:.3g}")
+    if _isinstance(result, _Tensor) and result.dtype != x.dtype:
+        raise Mistake("ps1.softmax.dtype", f"softmax of a {x.dtype} tensor returned {result.dtype}")
+    if names & {"softmax", "special_softmax", "log_softmax", "_softmax"}:
+        raise Mistake("ps1.softmax.used_builtin", f"it called {sorted(names & {'softmax', 'special_softmax', 'log_softmax', '_softmax'})}")
+
+
+def check_softmax_example(softmax) -> None:
+    """Visible test: the lecture's scores, [2, 4, 4] for input 1, and the 3×3 score matrix along each axis."""
+    verify_integrity()
+    _softmax_case(softmax, _t(SCORES[0]), None, "[2, 4, 4]")
+    _softmax_case(softmax, _t(SCORES), None, "the lecture's 3×3 scores")
+    _softmax_case(softmax, _t(SCORES), 0, "the lecture's 3×3 scores, dim=0")
+
+
+def check_softmax(softmax) -> None:
+    """Hidden test: the lecture's numbers, random inputs of several shapes, axes and dtypes, and huge inputs."""
+    check_softmax_example(softmax)
+    g = _Generator().manual_seed(1)
+    for shape, dims in (((7,), (None, 0)), ((4, 5), (None, 0, 1, -2)), ((2, 3, 6), (None, 1, 0, -1))):
+        for dtype in (torch.float32, _float64):
+            x = _randn(shape, generator=g, dtype=_float64).mul(3).to(dtype)
+            for dim in dims:
+                _softmax_case(softmax, x, dim, f"random {dtype} {tuple(shape)}" + ("" if dim is None else f", dim={dim}"))
+    # Numerical stability: exp(1000) overflows in float32 and float64 alike.
+    for dtype in (torch.float32, _float64):
+        big = _t([[1000.0, 1001.0, 1002.0]], dtype)
+        out = as_tensor(_call(softmax, "softmax", big, -1)[0], "softmax([1000, 1001, 1002])")
+        if not _isfinite(out).all():
+            raise Mistake("ps1.softmax.unstable", f"softmax([1000, 1001, 1002]) in {dtype} gave {out.flatten().tolist()}")
+        apart = _t([[1000.0, 1001.0, 1002.0], [-1000.0, -999.0, -998.0]], dtype)
+        out = as_tensor(_call(softmax, "softmax", apart, -1)[0], "softmax of rows far apart")
+        if not _isfinite(out).all():
+            raise Mistake("ps1.softmax.global_max", f"rows [1000, 1001, 1002] and [-1000, -999, -998] in {dtype} gave {out.tolist()}")
+        _softmax_case(softmax, apart, -1, f"rows far apart, {dtype}")
+
+
+# ----------------------------------------------------------------------------- the worked example
+
+
+def check_worked_example(queries, keys, values, scores, output_1) -> None:
+    """Visible test: the lecture's queries, keys, values, input 1's... scores, and the slide's new representation of input 1."""
+    verify_integrity()
+    q, k, v = as_tensor(queries, "queries"), as_tensor(keys, "keys"), as_tensor(values, "values")
+    Qr, Kr, Vr = _t(QUERIES), _t(KEYS), _t(VALUES)
+    if close(q, Kr) and close(k, Qr):
+        raise Mistake("ps1.worked_example.queries_keys_swapped", f"queries = {q.tolist()}")
+    for name, got, want in (("queries", q, Qr), ("keys", k, Kr), ("values", v, Vr)):
+        if not close(got, want):
+            raise Mistake("ps1.worked_example.wrong_projection", f"{name} = {got.tolist()}, the lecture's are {want.tolist()}")
+    s, Sr = as_tensor(scores, "scores"), _t(SCORES)
+    if not close(s, Sr):
+        # (The lecture's scores happen to be symmetric, so keys @ queries.T cannot be told apart.)
+        found = _first([("ps1.worked_example.keys_not_transposed", f"scores = {s.tolist()}", _matmul(Qr, Kr)),
+                        ("ps1.worked_example.scores_scaled", "", _div(Sr, math.sqrt(3)))], s)
+        raise Mistake(*(found or ("ps1.worked_example.wrong_scores", f"scores = {s.tolist()}, the lecture's are {Sr.tolist()}")))
+    out = as_tensor(output_1, "output_1")
+    if not close(out, _t(SLIDE_OUTPUT_1)):
+        w = _t(SLIDE_WEIGHTS_1)
+        exact = _softmax(Sr[0], -1)
+        found = _first([
+            ("ps1.worked_example.exact_softmax", f"output_1 = {out.tolist()}", _matmul(exact, Vr)),
+            ("ps1.worked_example.exact_softmax", f"output_1 = {out.tolist()} (with the scaling)", _matmul(_softmax(_div(Sr[0], math.sqrt(3)), -1), Vr)),
+            ("ps1.worked_example.output_not_values", "you weighted the keys", _matmul(w, Kr)),
+            ("ps1.worked_example.output_not_values", "you weighted the queries", _matmul(w, Qr)),
+            ("ps1.worked_example.output_not_values", "you weighted the inputs", _matmul(w, _t(X))),
+        ], out)
+        raise Mistake(*(found or ("ps1.worked_example.wrong_output", f"output_1 = {out.tolist()}, the slide's is {list(SLIDE_OUTPUT_1)}")))
+
+
+# ----------------------------------------------------------------------------- self-attention
+
+
+def _attention_case(self_attention, x, wq, wk, wv, label: str) -> None:
+    result, names = _call(self_attention, "self_attention", x, wq, wk, wv)
+    if not _isinstance(result, (_tuple, list)) or _len(result) != 2:
+        raise Mistake("ps1.self_attention.not_a_pair", f"on {label} it returned {type(result).__name__}")
+    out, w = as_tensor(result[0], "output"), as_tensor(result[1], "weights")
+    x64, wq64, wk64, wv64 = (t.to(_float64) for t in (x, wq, wk, wv))
+    ref_out, ref_w, _, _, value = _attention(x64, wq64, wk64, wv64)
+    n, d_in, d_k, d_v = x.shape[-2], x.shape[-1], wk.shape[-1], wv.shape[-1]
+    out_shape, w_shape = (*x.shape[:-1], d_v), (*x.shape[:-2], n, n)
+    swapped = tuple(out.shape) == w_shape and tuple(w.shape) == out_shape
+    if swapped and (w_shape != out_shape or (close(out, ref_w, 1e-4, 1e-6) and close(w, ref_out, 1e-4, 1e-6))):
+        raise Mistake("ps1.self_attention.return_order", f"on {label}")
+    if tuple(out.shape) == (*x.shape[:-1], d_in) and d_in != d_v and close(out, _matmul(ref_w, x64), 1e-4, 1e-6):
+        raise Mistake("ps1.self_attention.no_value_projection", f"on {label}, output has shape {tuple(out.shape)}, expected {out_shape}")
+    check_shape(w, w_shape, f"weights on {label}", code="ps1.self_attention.wrong_shape")
+    check_shape(out, out_shape, f"output on {label}", code="ps1.self_attention.wrong_shape")
+    rtol, atol = _tol(x, *result)
+    if not close(w, ref_w, rtol, atol):
+        wrong = lambda **kw: _attention(x64, wq64, wk64, wv64, **kw)[1]  # noqa: E731
+        found = _first([
+            ("ps1.self_attention.no_scale", f"on {label}, d_k = {d_k}", lambda: wrong(scale=1.0)),
+            ("ps1.self_attention.wrong_scale", f"on {label} you divided by d_k = {d_k}, not by √d_k", lambda: wrong(scale=float(d_k))),
+            ("ps1.self_attention.wrong_scale", f"on {label} you divided by √D = √{d_in} (the size of a token), not by √d_k = √{d_k}", lambda: wrong(scale=math.sqrt(d_in))),
+            ("ps1.self_attention.wrong_scale", f"on {label} you divided by √d_v = √{d_v}, not by √d_k = √{d_k}", lambda: wrong(scale=math.sqrt(d_v))),
+            ("ps1.self_attention.wrong_scale", f"on {label} you multiplied by √d_k instead of dividing", lambda: wrong(scale=1 / math.sqrt(d_k))),
+            ("ps1.self_attention.weights_wrong_axis", f"on {label}", lambda: wrong(axis=-2)),
+            ("ps1.self_attention.scores_transposed", f"on {label}", lambda: wrong(transposed=True)),
+            ("ps1.self_attention.scores_transposed", f"on {label}", lambda: _transpose(wrong(axis=-2), -2, -1)),
+            ("ps1.self_attention.scaled_after_softmax", f"on {label}", lambda: _div(wrong(scale=1.0), math.sqrt(d_k))),
+        ], w)
+        if found:
+            raise Mistake(*found)
+        sums = _sum(w, -1)
+        if not close(sums, torch.ones_like(sums), 1e-4, 1e-5):
+            raise Mistake("ps1.self_attention.weights_not_normalised", f"on {label} the rows sum to {sums.flatten()[:4].tolist()}")
+        raise Mistake("ps1.self_attention.wrong_weights", f"on {label}: largest difference {(w - ref_w).abs().max().item():.3g}")
+    if not close(out, ref_out, rtol, atol):
+        found = _first([
+            ("ps1.self_attention.transposed_weights", f"on {label}", lambda: _matmul(_transpose(ref_w, -2, -1), value)),
+        ], out)
+        raise Mistake(*(found or ("ps1.self_attention.wrong_output", f"on {label}: largest difference {(out - ref_out).abs().max().item():.3g}")))
+    for got in result:
+        if _isinstance(got, _Tensor) and got.dtype != x.dtype:
+            raise Mistake("ps1.self_attention.dtype", f"on {label}: {x.dtype} in, {got.dtype} out")
+    if names & {"scaled_dot_product_attention", "multi_head_attention_forward"}:
+        raise Mistake("ps1.self_attention.used_library", f"it called {sorted(names & {'scaled_dot_product_attention', 'multi_head_attention_forward'})}")
+
+
+def _uses_vitkit_attention(fn) -> bool:
+    import vitkit.attention as va
+
+    banned = (va.self_attention, va.Attention, va, F.scaled_dot_product_attention, torch.nn.MultiheadAttention)
+    if any(fn is b for b in banned) or getattr(fn, "__module__", "") in ("vitkit.attention", "torch.nn.functional"):
+        return True
+    code, scope = getattr(fn, "__code__", None), getattr(fn, "__globals__", {})
+    if code is None:
+        return False
+    names = set(code.co_names)
+    for const in code.co_consts:  # nested functions and lambdas
+        if isinstance(const, types.CodeType):
+            names |= set(const.co_names)
+    return any(scope.get(n) is b for n in names for b in banned) or "scaled_dot_product_attention" in names
+
+
+def check_self_attention_example(self_attention) -> None:
+    """Visible test: the lecture's three inputs and weight matrices (d_k = 3), scaled by 1/√3, exact softmax."""
+    verify_integrity()
+    _attention_case(self_attention, _t(X), _t(W_Q), _t(W_K), _t(W_V), "the lecture's example")
+
+
+def check_self_attention(self_attention) -> None:
+    """Hidden test: the lecture's example, no library attention, random sequences and batches in float32/float64."""
+    check_self_attention_example(self_attention)
+    if _uses_vitkit_attention(self_attention):
+        raise Mistake("ps1.self_attention.used_library", "it uses a library's attention")
+    g = _Generator().manual_seed(2)
+
+    def case(shape, d_k, d_v, dtype):
+        d = shape[-1]
+        x = _randn(shape, generator=g, dtype=_float64)
+        ws = [_randn((d, m), generator=g, dtype=_float64).div(math.sqrt(d)).mul(2) for m in (d_k, d_k, d_v)]
+        return [t.to(dtype) for t in (x, *ws)]
+
+    for shape, d_k, d_v, dtype in (((5, 6), 4, 3, _float64), ((4, 8), 2, 5, torch.float32), ((7, 3), 9, 2, _float64)):
+        _attention_case(self_attention, *case(shape, d_k, d_v, dtype), f"x {tuple(shape)} {dtype}, d_k={d_k}, d_v={d_v}")
+    for shape, d_k, d_v, dtype in (((2, 5, 6), 3, 7, _float64), ((3, 4, 4), 5, 2, torch.float32)):
+        label = f"a batch x {tuple(shape)} {dtype}, d_k={d_k}, d_v={d_v}"
+        try:
+            _attention_case(self_attention, *case(shape, d_k, d_v, dtype), label)
+        except Mistake as err:
+            if err.code in ("ps1.self_attention.wrong_shape", "ps1.self_attention.wrong_output", "ps1.self_attention.wrong_weights"):
+                raise Mistake("ps1.self_attention.batch", f"{label}: {err.detail}") from None
+            raise
+        except Exception as err:  # a crash that only batches trigger
+            raise Mistake("ps1.self_attention.batch", f"{label}: {type(err).__name__}: {err}") from None
+
+
+# ----------------------------------------------------------------------------- pixels as tokens
+
+
+def _image(c, h, w, g=None):
+    return _randn((c, h, w), generator=g, dtype=_float64) if g is not None else torch.arange(c * h * w, dtype=_float64).reshape(c, h, w)
+
+
+def _pixels_case(pixels_to_tokens, image, label):
+    c, h, w = image.shape
+    out = as_tensor(_call(pixels_to_tokens, "pixels_to_tokens", image)[0], f"tokens of {label}")
+    ref = image.permute(1, 2, 0).reshape(h * w, c)
+    if tuple(out.shape) == (c, h * w) and c != h * w:
+        raise Mistake("ps1.pixels_to_tokens.channels_first", f"{label}: shape {tuple(out.shape)}")
+    check_shape(out, (h * w, c), f"tokens of {label}", code="ps1.pixels_to_tokens.wrong_shape")
+    if not close(out, ref):
+        found = _first([
+            ("ps1.pixels_to_tokens.no_permute", label, image.reshape(h * w, c)),
+            ("ps1.pixels_to_tokens.column_major", label, image.permute(2, 1, 0).reshape(h * w, c)),
+        ], out)
+        raise Mistake(*(found or ("ps1.pixels_to_tokens.wrong", label)))
+
+
+def check_pixels_to_tokens_example(pixels_to_tokens) -> None:
+    """Visible test: a 3×3 image with 3 channels gives 9 tokens of 3 values, in reading order."""
+    verify_integrity()
+    _pixels_case(pixels_to_tokens, _image(3, 3, 3), "a 3×3 image with 3 channels")
+
+
+def check_pixels_to_tokens(pixels_to_tokens) -> None:
+    """Hidden test: the example and random images of other shapes (not square, one channel, many)."""
+    check_pixels_to_tokens_example(pixels_to_tokens)
+    g = _Generator().manual_seed(3)
+    for c, h, w in ((2, 3, 5), (1, 4, 4), (4, 2, 6), (5, 6, 2)):
+        _pixels_case(pixels_to_tokens, _image(c, h, w, g), f"a {h}×{w} image with {c} channels")
+
+
+# ----------------------------------------------------------------------------- the quadratic cost
+
+_PAIRS_CASES = ((1920, 1080, 1), (224, 224, 16), (3, 3, 1), (28, 28, 7), (1920, 1080, 8), (32, 64, 4))
+
+
+def check_attention_pairs(attention_pairs, visible_only: bool = False) -> None:
+    """Pairs of tokens attention scores for an H×W image cut into P×P patches: ((H/P)·(W/P))²."""
+    verify_integrity()
+    for h, w, p in _PAIRS_CASES[:2] if visible_only else _PAIRS_CASES:
+        got = _call(attention_pairs, "attention_pairs", h, w) if p == 1 else _call(attention_pairs, "attention_pairs", h, w, p)
+        got = got[0]
+        label = f"attention_pairs({h}, {w}{'' if p == 1 else f', {p}'})"
+        try:
+            value = float(got)
+        except (TypeError, ValueError):
+            raise Mistake("ps1.attention_pairs.wrong", f"{label} returned {type(got).__name__}, not a number") from None
+        n = (h // p) * (w // p)
+        if value == n * n:
+            continue
+        for code, wrong in (("ps1.attention_pairs.tokens_not_pairs", n), ("ps1.attention_pairs.patch_area", (h * w / p) ** 2),
+                            ("ps1.attention_pairs.unordered_pairs", n * (n - 1) / 2), ("ps1.attention_pairs.unordered_pairs", n * (n + 1) / 2),
+                            ("ps1.attention_pairs.unordered_pairs", n * n / 2), ("ps1.attention_pairs.no_self_pairs", n * (n - 1))):
+            if value == wrong and (code != "ps1.attention_pairs.patch_area" or p > 1):
+                raise Mistake(code, f"{label} = {got}, expected {n * n:,}")
+        raise Mistake("ps1.attention_pairs.wrong", f"{label} = {got}, expected {n * n:,}")
+
+
+# ----------------------------------------------------------------------------- the lecture's questions
+
+
+def check_weight_matrices(n_weight_matrices) -> None:
+    """How many weight matrices does (single-head) self-attention learn? Three: W_q, W_k, W_v."""
+    verify_integrity()
+    if n_weight_matrices == 3 and not _isinstance(n_weight_matrices, bool):
+        return
+    if n_weight_matrices == 9:
+        raise Mistake("ps1.weight_matrices.per_input", "9 = 3 inputs × 3")
+    raise Mistake("ps1.weight_matrices.wrong", f"you answered {n_weight_matrices!r}")
+
+
+def _as_set(answer, name):
+    if _isinstance(answer, (int,)) and not _isinstance(answer, bool):
+        return {answer}
+    if _isinstance(answer, (set, frozenset, list, _tuple)) and all(_isinstance(a, int) and not _isinstance(a, bool) for a in answer):
+        return set(answer)
+    raise Mistake("ps1.related.wrong", f"{name} = {answer!r}: give input numbers, e.g. {{2}} or {{1, 3}}")
+
+
+def check_related(most_related, least_related) -> None:
+    """To which inputs is input 1 most and least related? Scores [2, 4, 4]: most {2, 3}, least {1}."""
+    verify_integrity()
+    most, least = _as_set(most_related, "most_related"), _as_set(least_related, "least_related")
+    if most == {2, 3} and least == {1}:
+        return
+    if most == {1} and least == {2, 3}:
+        raise Mistake("ps1.related.swapped")
+    if (most, least) in (({1, 2}, {0}),) or 0 in most | least:
+        raise Mistake("ps1.related.zero_based", f"most={sorted(most)}, least={sorted(least)}")
+    if most in ({2}, {3}) and least == {1}:
+        raise Mistake("ps1.related.tie", f"you answered most={sorted(most)}")
+    raise Mistake("ps1.related.wrong", f"most={sorted(most)}, least={sorted(least)}")
+
+
+def _choice(answer, question, right, wrong_codes):
+    verify_integrity()
+    letter = answer.strip().lower().strip("()").strip(".") if _isinstance(answer, str) else answer
+    if letter == right:
+        return
+    if letter in wrong_codes:
+        raise Mistake(f"ps1.{question}.{wrong_codes[letter]}", f"you answered {letter!r}")
+    raise Mistake(f"ps1.{question}.not_an_option", f"you answered {answer!r}")
+
+
+def check_why_dot_product(answer) -> None:
+    """Multiple choice: why are the scores dot products? (b): a cheap similarity, all pairs in one matrix product."""
+    _choice(answer, "why_dot_product", "b", {"a": "normalises", "c": "positive", "d": "position"})
+
+
+def check_why_scaling(answer) -> None:
+    """Multiple choice: why divide by √d_k? (c): dot products grow like √d_k and saturate the softmax."""
+    _choice(answer, "why_scaling", "c", {"a": "normalises", "b": "speed", "d": "averages"})
+
+
+seal(__name__)
