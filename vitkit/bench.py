@@ -99,6 +99,187 @@ def model(args) -> list[str]:
     return lines
 
 
+def _plain_timm_epoch(model, data, batch_size: int):
+    """One epoch of the usual recipe: a DataLoader over a per-image transforms pipeline, timm's ViT, AdamW."""
+    from torch.utils.data import DataLoader
+    from torchvision.transforms import v2
+
+    pixels = (data.denormalize(data.train.images) * 255).round().to(torch.uint8)  # the stored digits, as uint8 images
+    pipeline = v2.Compose([v2.RandomCrop(data.image_size, padding=data.image_size // 8), v2.ToDtype(torch.float32, scale=True),
+                           v2.Normalize(data.mean, data.std)])
+
+    class Digits(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(pixels)
+
+        def __getitem__(self, i):
+            return pipeline(pixels[i]), data.train.labels[i]
+
+    loader = DataLoader(Digits(), batch_size=batch_size, shuffle=True, num_workers=2, persistent_workers=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+
+    def epoch():
+        model.train()
+        for images, labels in loader:
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+
+    return epoch
+
+
+@section
+def train(args) -> list[str]:
+    """End-to-end training images/s: vitkit's fit (the `vitkit train` path) vs a plain loop over timm's ViT + DataLoader."""
+    from vitkit import create_model
+    from vitkit.data import load_dataset
+    from vitkit.train import fit, recipe
+
+    data = load_dataset("mnist5k")
+    settings = {**recipe("vit_mnist"), "epochs": 1}
+    if args.quick:
+        data.train = data.train.__class__(data.train.images[:512], data.train.labels[:512])
+    torch.manual_seed(0)
+    ours, theirs = create_model("vit_mnist"), timm_twin(create_model("vit_mnist"))
+    plain = _plain_timm_epoch(theirs, data, settings["batch_size"])
+    t = alternate({"vitkit": lambda: fit(ours, data, **settings, device="cpu", progress=False),
+                   "plain": plain}, rounds=max(1, min(args.rounds, 3) if not args.quick else 1), warmup=1)
+    n = len(data.train)
+    return [
+        f"vit_mnist on mnist5k ({n} training images, batch {settings['batch_size']}, one epoch per timing):",
+        f"  vitkit fit (in-memory loader, augmentation on the device, + validation): {n / t['vitkit']:.0f} images/s",
+        f"  plain timm ViT + DataLoader (2 workers, transforms v2 per image):        {n / t['plain']:.0f} images/s",
+        f"  vitkit ÷ plain: {t['plain'] / t['vitkit']:.2f}×   (target ≥ 1.20)",
+    ]
+
+
+def _cli_images_per_s(nproc: int, threads: int, steps: int, out: str) -> float:
+    """Training images/s of `vitkit train --model vit_mnist` (global batch 128) in nproc processes of `threads` threads."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    args = ["train", "--model", "vit_mnist", "--data", "mnist5k", "--epochs", "2", "--max-steps", str(steps), "--val-size", "0",
+            "--batch-size", "128", "--no-progress", "--out", out]
+    if nproc == 1:
+        cmd = [sys.executable, "-m", "vitkit.cli", *args]
+    else:
+        cmd = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", str(nproc), "-m", "vitkit.cli", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=900)
+    return json.loads((Path(out) / "history.json").read_text())["images_per_s"][-1]  # epoch 2: warmed up
+
+
+@section
+def ddp(args) -> list[str]:
+    """torchrun scaling on this machine: 2 processes × 1 thread vs 1 × 1 and 1 × 2, same global batch (vit_mnist)."""
+    import statistics
+    import tempfile
+
+    steps = 4 if args.quick else 12
+    runs = {"1×1": (1, 1), "2×1": (2, 1), "1×2": (1, 2)}
+    rates: dict[str, list[float]] = {k: [] for k in runs}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(1 if args.quick else max(1, min(args.rounds, 3))):
+            for name, (nproc, threads) in runs.items():
+                rates[name].append(_cli_images_per_s(nproc, threads, steps, f"{tmp}/{name}"))
+    r = {k: statistics.median(v) for k, v in rates.items()}
+    return [
+        f"vitkit train vit_mnist, global batch 128, {steps} steps/epoch, images/s of epoch 2 (median of {len(rates['1×1'])}):",
+        f"  1 process × 1 thread {r['1×1']:.0f}, torchrun 2 processes × 1 thread {r['2×1']:.0f}, 1 process × 2 threads {r['1×2']:.0f}",
+        f"  2×1 ÷ 1×1: {r['2×1'] / r['1×1']:.2f}×   (target ≥ 1.60)",
+        f"  2×1 ÷ 1×2: {r['2×1'] / r['1×2']:.2f}×   (target ≥ 1.00)",
+    ]
+
+
+@section
+def accuracy(args) -> list[str]:
+    """Time to accuracy on mnist5k (train on its 4,000 training images, score its 1,000 test images), default recipes."""
+    from vitkit import create_model
+    from vitkit.data import load_dataset
+    from vitkit.train import evaluate, fit, recipe
+
+    data = load_dataset("mnist5k", val_size=0)
+    n = len(data.train)
+    lines = ["each run: the preset's recipe with as many epochs as its measured speed fits into the time limit"]
+    for name, target, limit in (("resnet_mnist", 0.985, 45), ("vit_mnist", 0.97, 90)):
+        settings = recipe(name)
+        probe = fit(create_model(name), data, **{**settings, "epochs": 2, "max_steps": 4}, device="cpu", progress=False)
+        rate = probe.images_per_s[-1]  # training images/s of this machine now, warmed up
+        settings["epochs"] = 1 if args.quick else max(1, int(0.9 * limit * rate / n))  # 10% left for validation-free overheads
+        torch.manual_seed(0)
+        model = create_model(name)
+        start = time.perf_counter()
+        fit(model, data, **settings, device="cpu", progress=False)
+        seconds = time.perf_counter() - start
+        acc = evaluate(model, data.test)["accuracy"]
+        lines.append(f"{name:13s} {settings['epochs']:3d} epochs: test accuracy {acc:.4f} after {seconds:5.1f} s   "
+                     f"(target ≥ {target:.3f} within {limit} s: {'met' if acc >= target and seconds <= limit else 'NOT met'})")
+    return lines
+
+
+@section
+def grading(args) -> list[str]:
+    """Autograding: one solution submission per problem set, and a class of 10 with --jobs 2 vs sequential nbgrader."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from vitkit.course import grade as course_grade
+    from vitkit.course.paths import Course, find_course
+    from vitkit.course.sandbox import Limits
+
+    repo = find_course(str(Path(__file__).parent))
+    pss = repo.problem_sets()[:1] if args.quick else repo.problem_sets()
+    lines = []
+    with tempfile.TemporaryDirectory(prefix="vitkit-bench-") as tmp:
+        root = Path(tmp) / "course"
+        shutil.copytree(repo.source, root / "solutions")
+        shutil.copy(repo.path("nbgrader_config.py"), root / "nbgrader_config.py")
+        course = Course(str(root))
+
+        def submit(ps: str, students: list[str]) -> None:  # each student hands in the solution notebook itself
+            for s in students:
+                shutil.rmtree(root / "submitted" / s, ignore_errors=True)
+                shutil.copytree(root / "solutions" / ps, root / "submitted" / s / ps)
+
+        for ps in pss:
+            submit(ps, ["solo"])
+            start = time.perf_counter()
+            [r] = course_grade.autograde(course, [ps], students=["solo"], progress=False)
+            lines.append(f"{ps}: one solution submission {time.perf_counter() - start:5.1f} s wall "
+                         f"({r.score:g}/{sum(t for c in r.scores.values() for _, t in c.values()):g} points, {r.status})   (target < 60 s)")
+        ps, n = pss[0], 4 if args.quick else 10
+        students = [f"s{i:02d}" for i in range(n)]
+        shutil.rmtree(root / "submitted", ignore_errors=True)
+        submit(ps, students)
+        bindir = str(Path(sys.executable).parent)
+        env = dict(__import__("os").environ, PATH=bindir + ":" + __import__("os").environ["PATH"])
+        course.gradebook.unlink(missing_ok=True)
+        subprocess.run([f"{bindir}/nbgrader", "generate_assignment", ps, "--force"], cwd=root, env=env, check=True, capture_output=True)
+        start = time.perf_counter()
+        subprocess.run([f"{bindir}/nbgrader", "autograde", ps, "--force"], cwd=root, env=env, check=True, capture_output=True)
+        sequential = time.perf_counter() - start
+        from nbgrader.api import Gradebook
+
+        with Gradebook(course.db_url, "vitkit") as gb:
+            plain = {s: gb.find_submission(ps, s).score for s in students}
+        course.gradebook.unlink()
+        start = time.perf_counter()
+        results = course_grade.autograde(course, [ps], jobs=2, limits=Limits(), progress=False)
+        parallel = time.perf_counter() - start
+        ours = {r.student: r.score for r in results}
+        lines += [f"{ps}, class of {n}: sequential `nbgrader autograde` {sequential:.1f} s, `vitkit course autograde --jobs 2` "
+                  f"{parallel:.1f} s (sandboxed, includes the LocalCluster start)",
+                  f"  speed-up {sequential / parallel:.2f}×   (target ≥ 1.6×); grades identical: {ours == plain}"]
+    return lines
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--only", help=f"comma-separated sections to run (default: all of {', '.join(SECTIONS)})")
     parser.add_argument("--rounds", type=int, default=10, help="timed rounds per measurement (default 10)")

@@ -14,6 +14,12 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("vitkit.cli", "list the model presets with their parameter counts"),
     "bench": ("vitkit.bench", "benchmarks printing side-by-side ratios (make bench)"),
+    "course": ("vitkit.course", "instructor: release, collect, autograde (sandboxed, on Dask), feedback, export, report"),
+    "check": ("vitkit.course.check", "student: run a notebook's visible tests and print a per-question summary"),
+    "pretrain": ("vitkit.pretrain", "pre-train the tiny ViT on generated glyphs: writes vitkit/checkpoints/vit_glyphs.pt (PS5)"),
+    "tutorial": ("vitkit.tutorial", "run the ViT-vs-CNN tutorial headless: report, figures and table under build/ (make tutorial)"),
+    "train": ("vitkit.train", "train a model preset on a data set (per-epoch table, checkpoint, history)"),
+    "eval": ("vitkit.train", "evaluate a checkpoint on a data set's split"),
 }
 
 

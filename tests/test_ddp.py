@@ -1,0 +1,182 @@
+"""fit under torchrun: 2 CPU processes with gloo, compared with one process on the same global batch.
+
+This file is also the worker that torchrun starts: ``torchrun --standalone --nproc_per_node 2 tests/test_ddp.py OUT EPOCHS RESUME STALL``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny models gain nothing from a second thread, and on a busy machine two threads wait on each other
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCHRUN = Path(sys.executable).with_name("torchrun")
+TINY = dict(img_size=8, patch_size=2, in_chans=1, num_classes=10, dim=32, depth=2, num_heads=2, mlp_ratio=2.0)
+# no augmentation randomness, 128 training images = 4 global batches of 32 per epoch
+SETTINGS = dict(epochs=3, batch_size=32, lr=2e-3, warmup=0.5, label_smoothing=0.1, augment=False, device="cpu", progress=False)
+
+
+def _data():
+    from vitkit.data import load_dataset
+
+    return load_dataset("digits", subset=128, val_size=100)
+
+
+def _model():
+    from vitkit.vit import ViT
+
+    torch.manual_seed(0)
+    return ViT(**TINY)
+
+
+def worker(out: str, epochs: int, resume: bool, stall: bool) -> None:
+    """One torchrun rank: train, record parameters, sampler shards and figures for the test to check."""
+    import torch.distributed as dist
+
+    from vitkit.data import TensorLoader
+    from vitkit.train import evaluate, fit
+
+    torch.set_num_threads(1)
+    out = Path(out)
+    data, model = _data(), _model()
+
+    def log(history):
+        if stall and len(history) >= 2:
+            time.sleep(120)  # rank 0 stalls in epoch 2 before its checkpoint; the test kills the run
+
+    history = fit(model, data, **{**SETTINGS, "epochs": epochs}, checkpoint=out / "ckpt" / "checkpoint.pt", resume=resume, log=log)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    shards = {}
+    for epoch in (0, 1):
+        loader = TensorLoader(data.train, 16, shuffle=True, rank=rank, world_size=world, seed=0)
+        loader.set_epoch(epoch)
+        index, real = loader.indices()
+        gathered = [None] * world
+        dist.all_gather_object(gathered, index[real].tolist())
+        shards[epoch] = gathered
+    torch.save(model.state_dict(), out / f"rank{rank}.pt")
+    (out / f"rank{rank}.json").write_text(json.dumps({"world": world, "history": history.as_dict(), "shards": shards,
+                                                        "test": evaluate(model, data.test, batch_size=50)}))
+
+
+def _torchrun(out: Path, epochs: int, resume: bool = False, stall: bool = False, wait: bool = True):
+    cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", str(Path(__file__).resolve()), str(out), str(epochs), str(int(resume)), str(int(stall))]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    if wait:
+        output, _ = proc.communicate(timeout=240)
+        assert proc.returncode == 0, output[-3000:]
+    return proc
+
+
+def _params(path):
+    return torch.load(path, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """An uninterrupted 2-process run of 3 epochs."""
+    if not TORCHRUN.exists():
+        pytest.skip(f"torchrun not found next to {sys.executable}")
+    out = tmp_path_factory.mktemp("ddp")
+    _torchrun(out, epochs=3)
+    return out
+
+
+@pytest.mark.slow
+def test_ranks_end_with_identical_parameters(straight):
+    a, b = _params(straight / "rank0.pt"), _params(straight / "rank1.pt")
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_process_with_the_same_global_batch(straight):
+    from vitkit.train import fit
+
+    model = _model()
+    history = fit(model, _data(), **SETTINGS)
+    ddp = _params(straight / "rank0.pt")
+    for name, value in model.state_dict().items():
+        assert torch.allclose(value, ddp[name], atol=1e-4, rtol=0), f"{name}: max difference {(value - ddp[name]).abs().max():.2e}"
+    record = json.loads((straight / "rank0.json").read_text())
+    assert record["world"] == 2
+    # metrics are summed over ranks: every training and validation image counted once, as in one process
+    assert record["history"]["val_accuracy"] == pytest.approx(history.val_accuracy, abs=1e-6)
+    assert record["history"]["train_loss"] == pytest.approx(history.train_loss, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_sampler_shards_are_disjoint_covering_and_reshuffled(straight):
+    shards = json.loads((straight / "rank0.json").read_text())["shards"]
+    for epoch in ("0", "1"):
+        rank0, rank1 = shards[epoch]
+        assert not set(rank0) & set(rank1) and sorted(rank0 + rank1) == list(range(128))
+    assert shards["0"][0] != shards["1"][0]
+
+
+@pytest.mark.slow
+def test_exactly_one_checkpoint_and_it_loads_in_one_process(straight):
+    import vitkit.pretrained as pretrained
+
+    assert [p.name for p in (straight / "ckpt").iterdir()] == ["checkpoint.pt"]
+    model = pretrained.load(straight / "ckpt" / "checkpoint.pt")
+    ddp = _params(straight / "rank0.pt")
+    assert all(torch.equal(v, ddp[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.slow
+def test_evaluate_under_torchrun_equals_the_single_process_figure(straight):
+    import vitkit.pretrained as pretrained
+    from vitkit.train import evaluate
+
+    model = pretrained.load(straight / "ckpt" / "checkpoint.pt")
+    single = evaluate(model, _data().test)
+    for rank in (0, 1):
+        got = json.loads((straight / f"rank{rank}.json").read_text())["test"]
+        assert got["accuracy"] == pytest.approx(single["accuracy"], abs=1e-9)
+        assert got["loss"] == pytest.approx(single["loss"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_under_torchrun_ends_where_an_uninterrupted_run_ends(straight, tmp_path):
+    victim = _torchrun(tmp_path, epochs=3, stall=True, wait=False)
+    try:
+        deadline = time.monotonic() + 180
+        while not (tmp_path / "ckpt" / "checkpoint.pt").exists():
+            assert victim.poll() is None, victim.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint after 180 s"
+            time.sleep(0.05)
+        os.killpg(victim.pid, signal.SIGKILL)  # torchrun and both ranks, mid-run
+        victim.wait()
+    finally:
+        if victim.poll() is None:
+            os.killpg(victim.pid, signal.SIGKILL)
+        victim.stdout.close()
+    assert torch.load(tmp_path / "ckpt" / "checkpoint.pt", weights_only=True)["epoch"] < 3
+    assert not (tmp_path / "rank0.pt").exists()
+    _torchrun(tmp_path, epochs=3, resume=True)
+    a, b = _params(straight / "rank0.pt"), _params(tmp_path / "rank0.pt")
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert json.loads((tmp_path / "rank0.json").read_text())["history"]["epoch"] == [1, 2, 3]
+
+
+if __name__ == "__main__":
+    worker(sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4] == "1")

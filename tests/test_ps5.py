@@ -1,0 +1,81 @@
+"""Problem set 5 (pre-training and fine-tuning): the notebook runs, releases, grades fairly, names mistakes."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+import vitkit.grading.ps5  # noqa: F401  (defines the problem set's mistakes)
+from tests.injections import load
+from tests.injections.ps5 import TAMPERING
+from tests.nbtools import ROOT, assert_release_in_sync, autograde, run_injections, run_notebook
+from vitkit.grading import CATALOGUE
+
+PS = "ps5_pretrain_finetune"
+SOLUTION = ROOT / "solutions" / PS / f"{PS}.ipynb"
+EXERCISE = ROOT / "exercises" / PS / f"{PS}.ipynb"
+WRONG, CORRECT = load(PS)
+CODE_QUESTIONS = {"test_new_head", "test_linear_probe", "test_gain", "test_resample"}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def injected():
+    return run_injections(PS, WRONG + CORRECT)
+
+
+def test_solution_runs_and_pretraining_pays_off():
+    nb = run_notebook(SOLUTION)
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "Pre-training pays off:" in printed, printed[-2000:]
+    assert "from scratch" in printed and "linear probe" in printed and "at 42×42 with resampled position embeddings" in printed
+
+
+@pytest.mark.parametrize("path", [SOLUTION, EXERCISE], ids=["solution", "exercise"])
+def test_committed_notebook_has_no_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not dirty, f"{path.name} cells {dirty} carry outputs or execution counts; strip them"
+
+
+def test_exercise_is_the_release_of_the_solution():
+    assert_release_in_sync(PS)
+
+
+def test_autograde_gives_the_solution_full_marks():
+    scores = autograde(PS, SOLUTION)
+    assert set(scores) == CODE_QUESTIONS
+    assert all(score == maximum > 0 for score, maximum in scores.values()), scores
+
+
+def test_autograde_gives_the_untouched_exercise_zero():
+    scores = autograde(PS, EXERCISE)
+    assert set(scores) == CODE_QUESTIONS and all(score == 0 for score, _ in scores.values()), scores
+
+
+def test_every_injected_mistake_is_in_the_catalogue_under_its_question():
+    for inj in WRONG:
+        assert inj.code in CATALOGUE, inj.code
+        assert CATALOGUE[inj.code].question == f"ps5.{inj.cell}"
+    graded = {inj.cell for inj in WRONG}
+    assert graded == {"new_head", "linear_probe", "resample"}
+    assert all(sum(inj.cell == cell for inj in WRONG) >= 3 for cell in graded)
+
+
+@pytest.mark.parametrize("inj", WRONG, ids=lambda i: i.name)
+def test_wrong_answer_is_rejected_with_its_mistake_code(injected, inj):
+    error = injected[inj.name]
+    assert error is not None, f"{inj.name} passed the tests"
+    assert error.startswith(f"[{inj.code}]"), error
+
+
+@pytest.mark.parametrize("inj", CORRECT, ids=lambda i: i.name)
+def test_correct_answer_written_differently_passes(injected, inj):
+    assert injected[inj.name] is None, injected[inj.name]
+
+
+@pytest.mark.parametrize("inj", TAMPERING, ids=lambda i: i.name)
+def test_replacing_the_testing_functions_is_caught_as_tampering(inj):
+    error = run_injections(PS, [inj])[inj.name]  # one process each: the patch lasts for the whole process
+    assert error is not None and error.startswith("[tampering]"), error
