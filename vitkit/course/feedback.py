@@ -1,0 +1,169 @@
+"""Feedback for students, and grades for the LMS.
+
+Feedback is an HTML page per student and problem set, rendered from the autograded notebook after
+two changes that plain nbgrader does not make (nbgrader issue #917, it leaks hidden tests):
+every test cell's source is replaced by the *released* version (no hidden tests), and every error
+output is cut to its last line (``ename: message``), so no traceback shows hidden code. A summary at
+the top lists the score per question and the student's named mistakes with their hints.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import re
+from pathlib import Path
+
+from vitkit.course.grade import load_records
+from vitkit.course.paths import Course
+
+_HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", re.S)
+
+
+def catalogue():
+    """The mistake catalogue with every problem set's module loaded."""
+    from vitkit import grading
+    from vitkit.course.sandbox import known_codes
+
+    known_codes()
+    return grading.CATALOGUE
+
+
+def released_cells(course: Course, ps: str, notebook: str) -> dict[str, str]:
+    """grade_id -> source of the released notebook's cells (what students see: no hidden tests)."""
+    path = course.release / ps / f"{notebook}.ipynb"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: run `vitkit course release {ps}` before feedback")
+    nb = json.loads(path.read_text())
+    return {c["metadata"]["nbgrader"]["grade_id"]: "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in nb["cells"] if "grade_id" in c.get("metadata", {}).get("nbgrader", {})}
+
+
+def sanitize(nb: dict, released: dict[str, str]) -> dict:
+    """The notebook with test cells as released (no hidden tests) and errors cut to their last line."""
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell["cell_type"] == "code" and (meta.get("grade") or meta.get("locked")) and not meta.get("solution"):
+            cell["source"] = released.get(meta.get("grade_id"), "# (test code not shown)")
+        src = cell.get("source", "")
+        cell["source"] = _HIDDEN.sub("", "".join(src) if isinstance(src, list) else src)
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                last = f"{out.get('ename', 'Error')}: {out.get('evalue', '')}".rstrip(": ")
+                out["traceback"] = [last]
+    return nb
+
+
+def summary_html(record: dict, cat) -> str:
+    """The per-question table at the top of a student's feedback."""
+    rows = []
+    for nb_name, cells in record.get("scores", {}).items():
+        for gid, (score, top) in cells.items():
+            found = record.get("mistakes", {}).get(nb_name, {}).get(gid, [])
+            notes = []
+            for code, message in found:
+                info = cat.get(code)
+                notes.append(f"<b>{html.escape(info.message)}</b> — hint: {html.escape(info.hint)}" if info
+                             else html.escape(message))
+            rows.append(f"<tr><td>{html.escape(gid)}</td><td>{score:g} / {top:g}</td><td>{'<br>'.join(notes) or 'passed'}</td></tr>")
+    total = sum(s for cells in record.get("scores", {}).values() for s, _ in cells.values())
+    top = sum(t for cells in record.get("scores", {}).values() for _, t in cells.values())
+    status = record.get("status")
+    head = f"<h2>{html.escape(record['ps'])}: {total:g} / {top:g}</h2>" if status == "graded" else \
+        f"<h2>{html.escape(record['ps'])}: 0 points</h2><p><b>Your notebook could not be graded:</b> {html.escape(record.get('reason', ''))}</p>"
+    if status == "graded" and record.get("reason"):
+        head += f"<p>Note: {html.escape(record['reason'])}</p>"
+    table = ("<table border=1 cellpadding=4 style='border-collapse:collapse'><tr><th>question</th><th>score</th>"
+             f"<th>what went wrong</th></tr>{''.join(rows)}</table>") if rows else ""
+    return f"<div class='vitkit-summary'>{head}{table}</div>"
+
+
+def feedback(course: Course, problem_sets: list[str] | None = None) -> list[Path]:
+    """Write ``feedback/<student>/<ps>/<notebook>.html`` for every graded record; returns the pages written."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    cat = catalogue()
+    exporter = HTMLExporter(template_name="lab")
+    written = []
+    for ps in course.resolve(problem_sets):
+        notebooks = course.notebooks(ps)
+        released = {n: released_cells(course, ps, n) for n in notebooks}
+        for student, record in load_records(course, ps).items():
+            out = course.feedback / student / ps
+            out.mkdir(parents=True, exist_ok=True)
+            summary = summary_html(record, cat)
+            for name in notebooks:
+                path = course.autograded / student / ps / f"{name}.ipynb"
+                if path.is_file():
+                    nb = sanitize(json.loads(path.read_text()), released[name])
+                    body, _ = exporter.from_notebook_node(nbformat.from_dict(nb))
+                    body = body.replace("<body", "<body", 1)
+                    body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + summary, body, count=1)
+                else:
+                    body = f"<!doctype html><html><head><meta charset='utf-8'><title>{ps}</title></head><body>{summary}</body></html>"
+                page = out / f"{name}.html"
+                page.write_text(body)
+                written.append(page)
+    return written
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def grades_table(course: Course, problem_sets: list[str] | None = None) -> tuple[list[str], list[list]]:
+    """Header and rows (student, score per problem set, total) from the gradebook."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    pss = course.resolve(problem_sets)
+    rows = []
+    with Gradebook(course.db_url, "vitkit") as gb:
+        for student in sorted(s.id for s in gb.students):
+            row = [student]
+            for ps in pss:
+                try:
+                    row.append(round(gb.find_submission(ps, student).score, 4))
+                except MissingEntry:
+                    row.append(0.0)
+            row.append(round(sum(row[1:]), 4))
+            rows.append(row)
+    return ["student", *pss, "total"], rows
+
+
+def max_scores(course: Course, problem_sets: list[str]) -> list[float]:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    out = []
+    with Gradebook(course.db_url, "vitkit") as gb:
+        for ps in problem_sets:
+            try:
+                out.append(gb.find_assignment(ps).max_score)
+            except MissingEntry:
+                out.append(0.0)
+    return out
+
+
+def export(course: Course, path: str | Path, fmt: str = "csv", problem_sets: list[str] | None = None) -> Path:
+    """Write the grades: ``csv`` (student, one column per problem set, total) or ``canvas`` (Canvas's gradebook import)."""
+    header, rows = grades_table(course, problem_sets)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    if fmt == "csv":
+        w.writerow(header)
+        w.writerows(rows)
+    elif fmt == "canvas":
+        log = course.reports / "collect.json"
+        userids = {p["student"]: p["userid"] for p in json.loads(log.read_text())["placed"]} if log.is_file() else {}
+        pss = header[1:-1]
+        w.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *pss])
+        w.writerow(["Points Possible", "", "", "", "", *max_scores(course, pss)])
+        for row in rows:
+            w.writerow([row[0], userids.get(row[0], ""), "", row[0], "", *row[1:-1]])
+    else:
+        raise SystemExit(f"unknown export format {fmt!r}; use --format csv or --format canvas")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(buf.getvalue())
+    return path

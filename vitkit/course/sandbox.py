@@ -1,0 +1,536 @@
+"""Grading one submission: a plain function, run by the coordinator in-process or as a Dask task.
+
+:func:`grade_submission` runs real ``nbgrader autograde`` for one student in a throwaway working
+copy: a fresh folder holding only the student's submitted files, the non-notebook files of the
+source, and a copy of a *template* gradebook (the assignment's cells, with solution sources
+blanked). Nothing of the real course is written: the function returns a :class:`GradeResult`
+(scores per grade cell, mistake codes per question, the failure reason, the autograded notebook
+bytes) and the coordinator alone writes the gradebook and the autograded/feedback folders.
+
+The nbgrader process and the student's kernel run confined (see :func:`confinement`):
+
+- as root: in new network and PID namespaces (``unshare``; the namespace has only a loopback
+  interface, for the kernel's sockets to nbgrader) as a throwaway unprivileged uid (``setpriv``), so
+  the course folder, the gradebook, other students' work and ``solutions/`` are read-only to it;
+- not root, where unprivileged user namespaces are allowed: in a user namespace with new network,
+  PID and mount namespaces, the course folder bind-mounted read-only;
+- otherwise unconfined, and the result says so (``GradeResult.sandbox``).
+
+Always: nbgrader's per-cell timeout, an address-space limit (``prlimit --as``) and file-size,
+process-count and core limits, an output cap per cell, a wall-clock limit for the whole task, and
+at the end every process of the task is killed (the PID namespace dies with its first process;
+the throwaway uid's processes and the process group are killed too), so nothing survives.
+"""
+
+from __future__ import annotations
+
+import ast
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from vitkit.course.paths import Course
+
+# ----------------------------------------------------------------------------- the result record
+
+
+@dataclass
+class Limits:
+    """What one grading task may use."""
+
+    timeout: int = 300  # seconds per cell (nbgrader's Execute.timeout)
+    memory_gb: float = 4.0  # address space of nbgrader and the kernel (RLIMIT_AS)
+    output_mb: float = 4.0  # outputs kept per cell; the rest is dropped with a note
+    wall: int | None = None  # seconds for the whole task; default 3 × timeout + 120
+
+    @property
+    def wall_seconds(self) -> int:
+        return self.wall if self.wall is not None else 3 * self.timeout + 120
+
+
+@dataclass
+class GradeResult:
+    """What grading one (student, problem set) produced; plain data, safe to send between processes."""
+
+    student: str
+    ps: str
+    status: str  # "graded", "failed" (nothing could run: score 0), "flagged" (tampering: 0), "missing"
+    reason: str = ""  # why it failed, was flagged, or what went wrong in some cells (timeouts, kernel death)
+    # per notebook, per grade cell: [auto_score, max_score]
+    scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # per notebook, per grade cell: [(code, message)]; code "other" for failures the catalogue doesn't name
+    mistakes: dict[str, dict[str, list[list[str]]]] = field(default_factory=dict)
+    notebooks: dict[str, bytes] = field(default_factory=dict)  # autograded notebooks (name -> .ipynb bytes)
+    timestamp: str | None = None
+    seconds: float = 0.0
+    sandbox: str = ""
+    log_tail: str = ""
+
+    @property
+    def score(self) -> float:
+        return sum(s for cells in self.scores.values() for s, _ in cells.values())
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data.pop("notebooks")
+        return data
+
+
+# ----------------------------------------------------------------------------- static tampering scan
+
+# Objects a student's cells may not alter. Names are matched on their dotted form in the source.
+_GUARDED = ("torch.testing", "numpy.testing", "np.testing", "vitkit.grading", "vitkit", "builtins", "__builtins__",
+            "grading", "torch", "numpy", "np")
+_GUARDED_LEAVES = ("assert_close", "assert_allclose", "assert_array_equal", "assert_equal", "assert_almost_equal",
+                   "assert_array_almost_equal", "allclose", "isclose", "equal", "check_close", "check_shape",
+                   "verify_integrity", "close", "isinstance", "AssertionError")
+_FORBIDDEN_CALLS = {"setattr", "delattr", "vars", "globals", "__import__", "exec", "eval", "compile"}
+_FORBIDDEN_NAMES = {"sys.modules", "importlib", "gc.get_referrers", "ctypes"}
+
+
+def _dotted(node: ast.AST) -> str:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    elif isinstance(node, ast.Subscript):
+        parts.append(_dotted(node.value) + "[]")
+    return ".".join(reversed(parts))
+
+
+def _is_guarded(dotted: str) -> bool:
+    head = dotted.rsplit(".", 1)
+    return (any(dotted == g or dotted.startswith(g + ".") for g in _GUARDED if g not in ("torch", "numpy", "np", "grading"))
+            or (len(head) == 2 and head[1] in _GUARDED_LEAVES))
+
+
+def scan_for_tampering(sources: list[str]) -> list[str]:
+    """Tampering patterns in students' cells: a list of findings (empty when clean).
+
+    Flags assignments or deletions of attributes of ``torch.testing``, ``numpy.testing``,
+    ``vitkit.grading``, ``builtins`` (or of any testing/comparison function by name), and any use of
+    ``setattr``/``delattr``/``vars``/``globals``/``__dict__``/``sys.modules``/``importlib``/``ctypes``.
+    A cell that does not parse (IPython magics) is scanned line by line for the same names.
+    """
+    findings = []
+    for i, source in enumerate(sources):
+        text = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            for name in ("setattr", "__dict__", "sys.modules", "importlib", "testing.assert"):
+                if name in text:
+                    findings.append(f"cell {i}: uses {name}")
+            continue
+        for node in ast.walk(tree):
+            targets = []
+            if isinstance(node, (ast.Assign, ast.Delete)):
+                targets = node.targets
+            elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+                targets = [node.target]
+            for target in targets:
+                for t in (target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]):
+                    if isinstance(t, (ast.Attribute, ast.Subscript)) and _is_guarded(_dotted(t)):
+                        findings.append(f"cell {i}, line {node.lineno}: assigns to {_dotted(t)}")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FORBIDDEN_CALLS:
+                findings.append(f"cell {i}, line {node.lineno}: calls {node.func.id}()")
+            if isinstance(node, ast.Attribute) and (node.attr == "__dict__" or _dotted(node) in _FORBIDDEN_NAMES):
+                findings.append(f"cell {i}, line {node.lineno}: uses {_dotted(node)}")
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                if any(n.split(".")[0] in ("importlib", "ctypes") for n in names):
+                    findings.append(f"cell {i}, line {node.lineno}: imports {', '.join(names)}")
+                if isinstance(node, ast.ImportFrom) and node.module == "sys" and any(a.name == "modules" for a in node.names):
+                    findings.append(f"cell {i}, line {node.lineno}: imports sys.modules")
+    return findings
+
+
+def student_sources(nb: dict) -> list[str]:
+    """Sources of the cells a student wrote or could have edited (everything but locked/grade test cells).
+
+    Test cells are not scanned: nbgrader overwrites them with the source's version anyway.
+    """
+    out = []
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("locked") and not meta.get("solution"):
+            continue
+        src = cell.get("source", "")
+        out.append("".join(src) if isinstance(src, list) else src)
+    return out
+
+
+# ----------------------------------------------------------------------------- mistakes from outputs
+
+_CODE = re.compile(r"^\s*\[([A-Za-z0-9_.\-]+)\]")
+
+
+def first_line(text: str) -> str:
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+
+
+def mistakes_in_cell(cell: dict, known: set[str]) -> list[list[str]]:
+    """``[code, message]`` for each error output of an executed cell: a known ``[code]`` or ``other``."""
+    found = []
+    if any(out.get("ename") == "CellTimeoutError" for out in cell.get("outputs", [])):
+        return [["other", "CellTimeoutError: the cell ran past the per-cell timeout"]]
+    for out in cell.get("outputs", []):
+        if out.get("output_type") != "error":
+            continue
+        ename, evalue = out.get("ename", "Error"), str(out.get("evalue", ""))
+        m = _CODE.match(evalue)
+        if m and m.group(1) in known:
+            found.append([m.group(1), evalue.strip()])
+        else:
+            found.append(["other", f"{ename}: {first_line(evalue)}".rstrip(": ")])
+    return found
+
+
+def known_codes() -> set[str]:
+    """Every mistake code of the catalogue, with the problem sets' modules loaded."""
+    import importlib
+
+    from vitkit import grading
+
+    for name in ("ps1", "ps2", "ps3", "ps4", "ps5"):
+        try:
+            importlib.import_module(f"vitkit.grading.{name}")
+        except ImportError:
+            pass
+    return set(grading.CATALOGUE)
+
+
+# ----------------------------------------------------------------------------- confinement
+
+_UID_BASE, _UID_SLOTS = 61000, 2000
+_lock_files: dict[int, object] = {}
+
+
+def _claim_uid() -> int:
+    """A throwaway uid no other grading task on this machine is using now (an flock per uid)."""
+    start = os.getpid() % _UID_SLOTS
+    for k in range(_UID_SLOTS):
+        uid = _UID_BASE + (start + k) % _UID_SLOTS
+        f = open(f"/tmp/.vitkit-sandbox-{uid}.lock", "a")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        _lock_files[uid] = f
+        return uid
+    raise RuntimeError("no free sandbox uid: more than 2000 grading tasks at once on this machine?")
+
+
+def _release_uid(uid: int) -> None:
+    f = _lock_files.pop(uid, None)
+    if f is not None:
+        f.close()
+
+
+def _userns_works() -> bool:
+    try:
+        return subprocess.run(["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--mount", "true"],
+                              capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def confinement(uid: int | None, limits: Limits, protect: list[str], stage: str | None = None) -> tuple[list[str], str]:
+    """The command prefix that confines a grading run, and a one-line description of it.
+
+    ``uid``: the throwaway uid to run as (root only). ``protect``: folders to make read-only when we
+    cannot switch users (bind mounts in a private mount namespace). ``stage``: an empty folder used
+    as a mount point when the interpreter must be made visible to the throwaway uid.
+    """
+    mem = int(limits.memory_gb * 2**30)
+    rlimits = ["prlimit", f"--as={mem}", f"--fsize={2**30}", "--core=0", "--nofile=1024", "--"]
+    if os.geteuid() == 0 and shutil.which("unshare") and shutil.which("setpriv"):
+        ns = ["unshare", "--net", "--pid", "--fork", "--kill-child"]
+        # Loopback only, for the kernel's sockets to nbgrader; the namespace has no other interface.
+        steps = ["ip link set lo up"] if shutil.which("ip") else []
+        hidden = _untraversable_ancestor(sys.base_prefix)
+        if hidden and stage:
+            # The interpreter lives where the throwaway uid cannot look (e.g. /root/.pyenv): in a private mount
+            # namespace, cover that folder with an empty tmpfs holding only the interpreter, read-only.
+            prefix = _shq(sys.base_prefix)
+            steps.append(f"mount --bind {prefix} {_shq(stage)} && mount -t tmpfs -o mode=0755,size=1m vitkit {_shq(hidden)} && "
+                         f"mkdir -p {prefix} && mount --bind {_shq(stage)} {prefix} && mount -o remount,bind,ro {prefix}")
+            ns.append("--mount")
+        if steps:
+            ns += ["sh", "-c", " && ".join(steps) + " && exec \"$@\"", "sh"]
+        drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs", "--inh-caps=-all"]
+        rlimits.insert(1, f"--nproc={512}")  # per uid, and the uid is this task's alone
+        return ns + drop + rlimits, f"uid {uid}, no network, own PID namespace, {limits.memory_gb:g} GB"
+    if shutil.which("unshare") and _userns_works():
+        binds = " && ".join(f"mount --bind {p} {p} && mount -o remount,bind,ro {p}" for p in map(_shq, protect))
+        lo = "ip link set lo up && " if shutil.which("ip") else ""
+        ns = ["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child", "--mount",
+              "sh", "-c", f"{lo}{binds} && exec \"$@\"", "sh"]
+        return ns + rlimits, f"user namespace, course read-only, no network, {limits.memory_gb:g} GB"
+    return rlimits, f"UNCONFINED (not root and no user namespaces): limits only, {limits.memory_gb:g} GB"
+
+
+def _untraversable_ancestor(path: str) -> str | None:
+    """The outermost folder on ``path`` that others may not enter (``/root`` for a pyenv under it), or None."""
+    parts = Path(path).resolve().parts
+    for i in range(2, len(parts) + 1):
+        folder = os.path.join(*parts[:i])
+        if not os.stat(folder).st_mode & 0o001:
+            return folder
+    return None
+
+
+def _shq(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def _kill_uid(uid: int) -> None:
+    """SIGKILL every process running as ``uid`` (a background process a student left behind)."""
+    for _ in range(3):
+        alive = False
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                if os.stat(f"/proc/{pid}").st_uid == uid:
+                    os.kill(int(pid), signal.SIGKILL)
+                    alive = True
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                pass
+        if not alive:
+            return
+        time.sleep(0.05)
+
+
+# ----------------------------------------------------------------------------- the sandbox's nbgrader config
+
+_SANDBOX_CONFIG = '''\
+# Written by vitkit.course.sandbox for one grading task; nothing here is the course's own config.
+import os
+from nbgrader.preprocessors import Execute, IgnorePattern, LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbformat.v4 import output_from_msg
+
+MAX_OUTPUT = {max_output}
+
+
+class CappedExecute(Execute):
+    """nbgrader's Execute keeping at most MAX_OUTPUT bytes of outputs per cell (errors always kept)."""
+
+    def output(self, outs, msg, display_id, cell_index):
+        if msg["msg_type"] == "error":
+            return super().output(outs, msg, display_id, cell_index)
+        used = getattr(self, "_vk_used", {{}})
+        self._vk_used = used
+        size = len(str(msg.get("content", "")))
+        if used.get(cell_index, 0) + size > MAX_OUTPUT:
+            if used.get(cell_index, 0) <= MAX_OUTPUT:
+                outs.append(output_from_msg({{"msg_type": "stream", "header": {{"msg_type": "stream"}},
+                    "content": {{"name": "stderr", "text": "\\n[vitkit: output beyond %d MB dropped]\\n" % (MAX_OUTPUT >> 20)}}}}))
+            used[cell_index] = MAX_OUTPUT + 1
+            return None
+        used[cell_index] = used.get(cell_index, 0) + size
+        return super().output(outs, msg, display_id, cell_index)
+
+
+c = get_config()
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.course_id = "vitkit"
+c.CourseDirectory.source_directory = "source"
+c.Execute.timeout = {timeout}
+CappedExecute.timeout = {timeout}
+c.CappedExecute.timeout = {timeout}
+# A flood of output can still be in flight when the cell finishes: drop what is late instead of failing the notebook.
+c.Execute.iopub_timeout = 10
+c.Execute.raise_on_iopub_timeout = False
+c.CappedExecute.iopub_timeout = 10
+c.CappedExecute.raise_on_iopub_timeout = False
+c.LimitOutput.max_lines = 2000
+c.Autograde.autograde_preprocessors = [CappedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                       SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+'''
+
+
+# ----------------------------------------------------------------------------- the task
+
+
+def grade_submission(course: Course, student: str, ps: str, limits: Limits, template: bytes) -> GradeResult:
+    """Autograde ``student``'s submission of ``ps``; never raises for anything the submission does.
+
+    ``template``: the bytes of a gradebook holding the assignment (``vitkit.course.grade.make_template``).
+    The real course is only read: a worker on another machine needs the course folder mounted.
+    """
+    start = time.perf_counter()
+    result = GradeResult(student, ps, "graded")
+    try:
+        _grade(course, student, ps, limits, template, result)
+    except Exception as err:  # a bug of ours or the platform's: a failed grade with the reason, never a lost student
+        result.status, result.reason = "failed", f"grading error: {type(err).__name__}: {err}"
+        result.scores = {}
+    result.seconds = round(time.perf_counter() - start, 3)
+    return result
+
+
+def _grade(course: Course, student: str, ps: str, limits: Limits, template: bytes, result: GradeResult) -> None:
+    import nbformat
+
+    submitted = course.submitted / student / ps
+    expected = course.notebooks(ps)
+    if (submitted / "timestamp.txt").is_file():
+        result.timestamp = (submitted / "timestamp.txt").read_text().strip()
+    present = [n for n in expected if (submitted / f"{n}.ipynb").is_file()]
+    if not present:
+        result.status, result.reason = "missing", f"no {', '.join(n + '.ipynb' for n in expected)} in {submitted}"
+        return
+    problems, findings = [], []
+    for name in present:
+        try:
+            nb = nbformat.reads((submitted / f"{name}.ipynb").read_text(errors="replace"), as_version=4)
+        except Exception as err:
+            problems.append(f"{name}.ipynb is not a notebook ({type(err).__name__}: {first_line(err)[:200]})")
+            continue
+        findings += [f"{name}.ipynb {f}" for f in scan_for_tampering(student_sources(nb))]
+    if problems:
+        result.status, result.reason = "failed", "; ".join(problems)
+        return
+    if findings:
+        result.status, result.reason = "flagged", "tampering: " + "; ".join(findings[:5])
+        return
+
+    work = Path(tempfile.mkdtemp(prefix="vitkit-grade-"))
+    uid = _claim_uid() if os.geteuid() == 0 else None
+    proc = None
+    try:
+        root = work / "course"
+        shutil.copytree(submitted, root / "submitted" / student / ps)
+        src = course.source / ps
+        shutil.copytree(src, root / "source" / ps, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+        (root / "gradebook.db").write_bytes(template)
+        (root / "nbgrader_config.py").write_text(_SANDBOX_CONFIG.format(
+            root=str(root), timeout=int(limits.timeout), max_output=int(limits.output_mb * 2**20)))
+        home = work / "home"
+        for sub in ("", ".jupyter", "runtime", "tmp", ".ipython", ".cache"):
+            (home / sub).mkdir(parents=True, exist_ok=True)
+        if uid is not None:
+            os.chmod(work, 0o700)
+            for dirpath, dirnames, filenames in os.walk(work):
+                os.chown(dirpath, uid, uid)
+                for f in filenames:
+                    os.chown(os.path.join(dirpath, f), uid, uid)
+        (work / "stage").mkdir()
+        prefix, result.sandbox = confinement(uid, limits, protect=[course.root], stage=str(work / "stage"))
+        venv_bin = str(Path(sys.executable).parent)
+        env = {
+            "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(home / "tmp"),
+            "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
+            "IPYTHONDIR": str(home / ".ipython"), "MPLCONFIGDIR": str(home / ".cache"), "XDG_CACHE_HOME": str(home / ".cache"),
+            "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
+            "NBGRADER_EXECUTION": "autograde",
+        }
+        cmd = prefix + [os.path.join(venv_bin, "nbgrader"), "autograde", ps, "--student", student, "--force",
+                        "--log-level=INFO"]
+        log = open(work / "nbgrader.log", "wb")
+        try:
+            proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+            try:
+                proc.wait(timeout=limits.wall_seconds)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                timed_out = True
+        finally:
+            if proc is not None:
+                _kill_group(proc)
+            if uid is not None:
+                _kill_uid(uid)
+            log.close()
+        log_text = (work / "nbgrader.log").read_bytes()[-20000:].decode(errors="replace")
+        result.log_tail = log_text[-4000:]
+        if timed_out:
+            result.status = "failed"
+            result.reason = f"grading took longer than the {limits.wall_seconds} s wall-clock limit and was stopped"
+            return
+        _read_results(root, student, ps, expected, result, log_text, proc.returncode)
+    finally:
+        if uid is not None:
+            _kill_uid(uid)
+            _release_uid(uid)
+        if os.environ.get("VITKIT_KEEP_SANDBOX"):  # debugging the sandbox itself: keep the working copy
+            print(f"vitkit: kept sandbox {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _diagnose(log_text: str, rc: int) -> str:
+    """A one-line reason from nbgrader's log when it produced no autograded notebook."""
+    if "DeadKernelError" in log_text or "Kernel died" in log_text or "kernel died" in log_text.lower():
+        return "the notebook's kernel died (os._exit, a crash, or the memory limit)"
+    if "MemoryError" in log_text or "Cannot allocate memory" in log_text:
+        return "out of memory (the memory limit)"
+    if "CellTimeoutError" in log_text or "TimeoutError" in log_text:
+        return "a cell ran past the per-cell timeout and the kernel could not be interrupted"
+    errors = [line for line in log_text.splitlines() if "[AutogradeApp | ERROR]" in line or "Error" in line]
+    return f"nbgrader autograde failed (exit {rc}): " + (errors[-1].strip()[:300] if errors else "no log")
+
+
+def _read_results(root: Path, student: str, ps: str, expected: list[str], result: GradeResult, log_text: str, rc: int) -> None:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    known = known_codes()
+    outdir = root / "autograded" / student / ps
+    notes = []
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "vitkit") as gb:
+        for name in expected:
+            path = outdir / f"{name}.ipynb"
+            try:
+                sub = gb.find_submission_notebook(name, ps, student)
+            except MissingEntry:
+                sub = None
+            if not path.is_file() or sub is None:
+                result.status = "failed"
+                notes.append(f"{name}.ipynb: " + (_diagnose(log_text, rc) if (root / "submitted" / student / ps / f"{name}.ipynb").is_file()
+                                                   else "not submitted"))
+                continue
+            result.scores[name] = {g.name: [float(g.auto_score or 0.0), float(g.max_score)] for g in sub.grades}
+            data = path.read_bytes()
+            result.notebooks[name] = data
+            nb = json.loads(data)
+            per_cell = {}
+            for cell in nb["cells"]:
+                meta = cell.get("metadata", {}).get("nbgrader", {})
+                gid = meta.get("grade_id")
+                outs = cell.get("outputs", [])
+                if any(o.get("ename") == "CellTimeoutError" for o in outs):
+                    notes.append(f"cell {gid or '?'} stopped at the per-cell timeout")
+                if any("output beyond" in str(o.get("text", "")) for o in outs):
+                    notes.append(f"cell {gid or '?'}: output capped")
+                if meta.get("grade") and gid in result.scores[name]:
+                    score, top = result.scores[name][gid]
+                    if score < top:
+                        per_cell[gid] = mistakes_in_cell(cell, known) or [["other", "no points (no error message)"]]
+            result.mistakes[name] = per_cell
+    if result.status == "failed" and result.scores:
+        result.status = "graded"  # some notebooks graded; the reason names the others
+    result.reason = "; ".join(dict.fromkeys(notes))
