@@ -18,16 +18,19 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: setup
+	$(RUN) $(BIN)/vitkit course release --check
 	$(RUN) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup
 	$(RUN) $(BIN)/vitkit bench $(BENCH_ARGS)
 
+# No MPLBACKEND=Agg here (figures must show in the browser) and no --notebook-dir (make runs in the course root).
 lab: setup
-	$(RUN) $(BIN)/jupyter lab --notebook-dir=$(CURDIR) $(LAB_ARGS)
+	@echo "vitkit: JupyterLab in $(CURDIR). Open the http://...?token=... address printed below; Ctrl-C twice stops it."
+	PATH="$(BIN):$$PATH" $(BIN)/jupyter lab --ServerApp.log_level=WARN $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 tutorial: setup
-	@echo "make tutorial arrives with the ViT-vs-CNN tutorial (issue: problem sets 4-5 and the tutorial)."
+	$(RUN) $(BIN)/vitkit tutorial $(TUTORIAL_ARGS)
 
 clean:
 	rm -rf build .pytest_cache
