@@ -16,6 +16,7 @@ Students run in the same Python process as the tests, so the checks defend thems
 from __future__ import annotations
 
 import builtins
+import functools
 import sys
 import types
 from dataclasses import dataclass
@@ -140,9 +141,30 @@ _SUBMODULE_NAMES: set[str] = set()
 _MISSING = object()
 
 
+def _student_facing(check):
+    """Wrap a check so that a failure shows the student the test cell and the mistake, not the grader's insides."""
+
+    @functools.wraps(check)
+    def wrapper(*args, **kwargs):
+        __tracebackhide__ = True  # noqa: F841 (IPython and pytest hide frames that set this)
+        try:
+            return check(*args, **kwargs)
+        except Mistake as mistake:
+            raise mistake.with_traceback(None) from None
+
+    return wrapper
+
+
 def seal(module_name: str) -> None:
-    """Make a grading module read-only and remember its contents (called at the end of each grading module)."""
+    """Make a grading module read-only and remember its contents (called at the end of each grading module).
+
+    Its public ``check_*`` functions are wrapped so that a Mistake reaches the notebook without the
+    grading code's traceback: Validate and the feedback show the test cell's line and the message.
+    """
     module = sys.modules[module_name]
+    for name, value in list(vars(module).items()):
+        if name.startswith("check") and isinstance(value, types.FunctionType) and value.__module__ == module_name:
+            vars(module)[name] = _student_facing(value)
     module.__class__ = _ReadOnlyModule
     _SEALED[module_name] = (module, dict(vars(module)))
     if "." in module_name:
