@@ -1,0 +1,229 @@
+"""The ViT-vs-CNN tutorial (`vitkit tutorial`, `make tutorial`) and lecture 3, executed in quick mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from nbtools import ROOT, run_notebook
+from vitkit import count_flops, count_params, create_model, tutorial
+from vitkit.data import load_dataset
+
+TUTORIAL = ROOT / "lectures" / "04_vit_vs_cnn.ipynb"
+LECTURE3 = ROOT / "lectures" / "03_vit_training.ipynb"
+
+
+@pytest.fixture(scope="module")
+def tutorial_run(tmp_path_factory):
+    """`vitkit tutorial --quick` into a fresh folder, as `make tutorial` calls it: (out folder, completed process)."""
+    out = tmp_path_factory.mktemp("tutorial")
+    env = {**os.environ, "MPLBACKEND": "Agg", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run([sys.executable, "-m", "vitkit.cli", "tutorial", "--quick", "--out", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"vitkit tutorial --quick failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return out, proc
+
+
+def table_cells(markdown: str) -> dict[str, list[str]]:
+    """{measure: [value per model column]} of the closing table, and its header under "measure"."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in markdown.strip().splitlines()]
+    return {row[0]: row[1:] for row in rows if not set(row[1]) <= set("-: ")}
+
+
+# ----------------------------------------------------------------------------- committed notebooks
+
+
+@pytest.mark.parametrize("path", [TUTORIAL, LECTURE3], ids=lambda p: p.name)
+def test_committed_lecture_notebooks_carry_no_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name} cell {i} has outputs; strip them before committing"
+
+
+# ----------------------------------------------------------------------------- `vitkit tutorial --quick`
+
+
+@pytest.mark.slow
+def test_tutorial_writes_notebook_report_figures_and_table(tutorial_run):
+    out, proc = tutorial_run
+    executed = out / TUTORIAL.name
+    assert executed.is_file() and (out / "04_vit_vs_cnn.html").is_file()
+    nb = nbformat.read(executed, as_version=4)
+    assert all(c.execution_count is not None for c in nb.cells if c.cell_type == "code")  # every cell ran
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    html = (out / "04_vit_vs_cnn.html").read_text()
+    assert "<html" in html and "data:image/png;base64" in html  # the report carries the plots
+    figures = {p.stem for p in (out / "figures").glob("*.png")}
+    assert {"training_curves", "data_efficiency", "robustness", "where_models_look"} <= figures
+    table = (out / "table.md").read_text()
+    assert table.strip() in proc.stdout  # the command prints the table it wrote
+
+
+@pytest.mark.slow
+def test_tutorial_table_is_written_from_the_run(tutorial_run):
+    out, _ = tutorial_run
+    results = json.loads((out / "results.json").read_text())
+    cells = table_cells((out / "table.md").read_text())
+    names = list(tutorial.MODELS)
+    assert cells["measure"][:2] == names
+    assert results["quick"] is True
+    data = load_dataset("mnist5k")
+    for i, name in enumerate(names):
+        measured = results["models"][name]
+        model = create_model(name)
+        assert measured["parameters"] == count_params(model)  # the presets themselves, not a remembered number
+        assert measured["flops"] == count_flops(model, (1, 28, 28))
+        assert cells["parameters"][i] == f"{count_params(model):,d}"
+        assert 0.0 <= measured["test_accuracy"] <= 1.0
+        accuracy_row = next(v for k, v in cells.items() if k.startswith("test accuracy (full"))
+        assert accuracy_row[i] == f"{measured['test_accuracy']:.3f}"
+        assert measured["train_images_per_s"] > 0 and measured["inference_images_per_s"] > 0
+    # data efficiency: every fraction of the plan for both models, with the same number of steps
+    plan = results["plan"]
+    runs = results["data_efficiency"]
+    assert sorted({r["fraction"] for r in runs}) == sorted(plan["fractions"])
+    for name in names:
+        mine = sorted((r for r in runs if r["model"] == name), key=lambda r: r["fraction"])
+        assert [r["fraction"] for r in mine] == sorted(plan["fractions"])
+        assert [r["train_images"] for r in mine] == [len(load_dataset("mnist5k", fraction=f).train) if f < 1 else len(data.train)
+                                                      for f in sorted(plan["fractions"])]
+        assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in mine)
+        assert len({r["steps"] for r in mine}) == 1, "every data-efficiency run of a model gets the same number of steps"
+        assert mine[-1]["test_accuracy"] == results["models"][name]["test_accuracy"]  # the 100% point is the main run
+        for r in mine:
+            row = cells[f"test accuracy, {r['fraction']:.0%} of the training data"]
+            assert row[names.index(name)] == f"{r['test_accuracy']:.3f}"
+    # robustness: one curve per probe and model, severity 0 first, accuracies in [0, 1]
+    assert set(results["robustness"]) == {"occlusion", "patch shuffle", "gaussian noise"}
+    for probe, curve in results["robustness"].items():
+        assert curve["severities"] == plan["severities"][probe] and curve["severities"][0] == 0
+        for name in names:
+            assert len(curve[name]) == len(curve["severities"])
+            assert all(0.0 <= a <= 1.0 for a in curve[name])
+            row = next(v for k, v in cells.items() if k.startswith(f"{probe} at "))
+            assert row[names.index(name)] == f"{curve[name][-1]:.3f}"
+
+
+@pytest.mark.slow
+def test_tutorial_labels_the_pretrained_arm(tutorial_run):
+    out, _ = tutorial_run
+    results = json.loads((out / "results.json").read_text())
+    path, note = tutorial.find_pretrained()
+    assert results["pretrained"] == note
+    has_arm = any(r["model"] == tutorial.PRETRAINED for r in results["data_efficiency"])
+    assert has_arm == (path is not None)
+    if path is None:
+        assert note.startswith("not available")
+
+
+# ----------------------------------------------------------------------------- the pieces, fast
+
+
+def test_plan_gives_both_models_the_same_recipe_and_the_same_steps_at_every_fraction():
+    plan = tutorial.Plan(epochs=3)
+    full = 3600
+    steps = {f: tutorial._epochs_for(round(f * full), full, plan) * tutorial._steps_per_epoch(round(f * full), plan)
+             for f in plan.fractions}
+    assert max(steps.values()) / min(steps.values()) < 1.1, steps  # equal up to rounding to whole epochs
+    assert plan.fractions == (0.1, 0.25, 0.5, 1.0)
+
+
+def test_balanced_indices_take_classes_in_turn():
+    labels = torch.arange(10).repeat_interleave(100)  # sorted by class, as mnist5k's test split is
+    keep = tutorial.balanced_indices(labels, 200, seed=0)
+    assert len(keep) == 200 and len(set(keep.tolist())) == 200
+    assert torch.bincount(labels[keep], minlength=10).tolist() == [20] * 10
+
+
+def test_closing_table_marks_missing_measures_and_reads_the_results():
+    results = tutorial.Results(plan={}, device="cpu", quick=True, test_images=10)
+    results.models = {"vit_mnist": {"test_accuracy": 0.5, "parameters": 7, "flops": 2e6, "train_images_per_s": 1.0,
+                                    "inference_images_per_s": 2.0, "train_seconds": 3.0}}
+    results.data_efficiency = [{"model": tutorial.PRETRAINED, "fraction": 0.1, "test_accuracy": 0.25}]
+    results.robustness = {"occlusion": {"severities": [0.0, 0.5], "vit_mnist": [0.5, 0.125]}}
+    rows = tutorial.closing_table(results)
+    cells = {r[0]: r[1:] for r in rows}
+    assert rows[0] == ["measure", "vit_mnist", tutorial.PRETRAINED]
+    assert cells["parameters"] == ["7", "–"]
+    assert cells["test accuracy, 10% of the training data"] == ["–", "0.250"]
+    assert cells["occlusion at 0.5 (share of 4×4 patches blanked)"] == ["0.125", "–"]
+    assert table_cells(tutorial.markdown(rows))["parameters"] == ["7", "–"]
+
+
+def test_vitkit_tutorial_names_a_missing_notebook(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no tutorial notebook at .*--notebook"):
+        tutorial.run_tutorial(tmp_path / "missing.ipynb", tmp_path / "out", quick_mode=True)
+
+
+# ----------------------------------------------------------------------------- lecture 3
+
+
+@pytest.mark.slow
+def test_lecture3_runs_top_to_bottom():
+    nb = run_notebook(LECTURE3, timeout=600)
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert re.search(r"98\.13", "\n".join(c.source for c in nb.cells))  # the paper's Table 5 figures, quoted with their source
+    assert "Traceback" not in text
+
+
+def test_findings_are_computed_from_the_numbers():
+    results = tutorial.Results(plan={}, device="cpu", quick=False, test_images=1000)
+    results.models = {"vit_mnist": {"test_accuracy": 0.80, "parameters": 800}, "resnet_mnist": {"test_accuracy": 0.95, "parameters": 400}}
+    results.data_efficiency = [{"model": m, "fraction": f, "test_accuracy": a} for m, f, a in
+                               [("vit_mnist", 0.1, 0.3), ("resnet_mnist", 0.1, 0.8), ("vit_mnist", 1.0, 0.8), ("resnet_mnist", 1.0, 0.95)]]
+    results.robustness = {"gaussian noise": {"severities": [0.0, 0.8], "vit_mnist": [0.8, 0.5], "resnet_mnist": [0.95, 0.25]}}
+    text = "\n".join(tutorial.findings(results))
+    assert "resnet_mnist beat vit_mnist by 15.0 percentage points" in text and "2.0× the parameters" in text
+    assert "+50.0 points with 10% of the data, +15.0 points with 100%" in text
+    assert "the ViT lost 30.0 points, the CNN 70.0" in text
+    results.models["vit_mnist"]["test_accuracy"] = 0.99
+    assert "vit_mnist beat resnet_mnist by 4.0" in "\n".join(tutorial.findings(results))
+
+
+def test_pretrained_arms_fine_tune_the_checkpoint_beside_its_scratch_twin(tmp_path):
+    from vitkit.pretrain import glyph_config
+    from vitkit.pretrained import save
+    from vitkit.vit import ViT
+
+    torch.manual_seed(1)
+    body = ViT(glyph_config())  # 36 glyph classes, as `vitkit pretrain` writes it
+    save(body, tmp_path / "vit_glyphs.pt")
+    arms = tutorial.pretrained_arms(tmp_path / "vit_glyphs.pt", num_classes=10, seed=0)
+    assert list(arms) == [tutorial.PRETRAINED, tutorial.SCRATCH_TWIN]
+    tuned, twin = arms[tutorial.PRETRAINED](), arms[tutorial.SCRATCH_TWIN]()
+    assert tuned.head.out_features == 10 and (tuned.head.weight == 0).all() and (tuned.head.bias == 0).all()
+    assert torch.equal(tuned.pos_embed, body.pos_embed)  # the body is the checkpoint's
+    assert twin.config == tuned.config and not torch.equal(twin.pos_embed, body.pos_embed)
+    assert count_params(twin) == count_params(tuned)
+    assert list(tutorial.pretrained_arms(tmp_path / "vit_glyphs.pt", scratch_twin=False)) == [tutorial.PRETRAINED]
+    assert tutorial.pretrained_arms(None) == {}
+
+
+def test_smaller_splits_get_the_same_steps_and_warm_up(monkeypatch):
+    import vitkit.train as train
+    from vitkit.train import History
+
+    calls = []
+    monkeypatch.setattr(train, "fit", lambda model, data, **kw: calls.append((len(data.train), kw)) or History())
+    monkeypatch.setattr(train, "evaluate", lambda model, split: {"accuracy": 0.5, "loss": 1.0})
+    plan = tutorial.Plan(epochs=4, batch_size=64, warmup=1.0)
+    full = load_dataset("mnist5k")
+    tenth = load_dataset("mnist5k", fraction=0.1)
+    _, run_full = tutorial.train_model(torch.nn.Linear(1, 1), full, plan)
+    _, run_tenth = tutorial.train_model(torch.nn.Linear(1, 1), tenth, plan, full_train_images=len(full.train), validate=False)
+    (n_full, kw_full), (n_tenth, kw_tenth) = calls
+    steps = lambda n, kw: kw["epochs"] * -(-n // kw["batch_size"])  # noqa: E731
+    assert steps(n_full, kw_full) == run_full.steps and steps(n_tenth, kw_tenth) == run_tenth.steps
+    assert abs(run_tenth.steps - run_full.steps) / run_full.steps < 0.05
+    warm = lambda n, kw: kw["warmup"] * -(-n // kw["batch_size"])  # noqa: E731  warm-up in steps
+    assert warm(n_tenth, kw_tenth) == pytest.approx(warm(n_full, kw_full))
+    assert run_tenth.fraction == 0.1 and run_full.fraction == 1.0
