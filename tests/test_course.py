@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +201,32 @@ def test_cli_registers_course_and_check():
     assert COMMANDS["course"][0] == "vitkit.course" and COMMANDS["check"][0] == "vitkit.course.check"
     args = build_parser(["course", "autograde", "fx", "--jobs", "2"]).parse_args(["course", "autograde", "fx", "--jobs", "2"])
     assert args.action == "autograde" and args.jobs == 2 and args.ps == ["fx"]
+
+
+@pytest.mark.slow
+def test_every_problem_set_solution_gets_full_marks_in_the_sandbox(tmp_path):
+    """Each problem set's solution, graded sandboxed on a LocalCluster (--jobs 2), earns every point.
+
+    Regression: a 4 GB RLIMIT_AS left a kernel under 1 GB once torch's CUDA libraries were mapped, so
+    ps3's convolution test failed inside oneDNN ('could not create a primitive', 18/20); a checkpoint
+    readable by root only cost ps5 6 of 8 points. Plain nbgrader gave full marks to both.
+    """
+    repo = Path(__file__).resolve().parents[1]
+    root = tmp_path / "course"
+    shutil.copytree(repo / "solutions", root / "solutions", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copy(repo / "nbgrader_config.py", root / "nbgrader_config.py")
+    course = Course(str(root))
+    pss = course.problem_sets()
+    assert len(pss) >= 5
+    for ps in pss:
+        shutil.copytree(root / "solutions" / ps, root / "submitted" / "solution" / ps)
+    results = grade.autograde(course, pss, jobs=2, limits=Limits(timeout=300, memory_gb=4), progress=False)
+    assert sorted(r.ps for r in results) == pss
+    for r in results:
+        top = sum(t for cells in r.scores.values() for _, t in cells.values())
+        assert (r.status, r.reason, r.mistakes) == ("graded", "", {r.ps: {}}), (r.ps, r.reason, r.mistakes, r.log_tail[-2000:])
+        assert top > 0 and r.score == top, (r.ps, r.scores)
+        if os.geteuid() == 0:
+            assert r.sandbox.startswith("uid "), r.sandbox
+    rows = {r["student"]: r for r in csv.DictReader(feedback_mod.export(course, course.reports / "grades.csv").open())}
+    assert float(rows["solution"]["total"]) == sum(r.score for r in results)

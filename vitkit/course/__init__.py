@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=1, help="Dask worker processes on this machine (default 1: in this process)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (tcp://host:8786) to send the tasks to")
     p.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: Execute.timeout of nbgrader_config.py, or 300)")
-    p.add_argument("--memory", type=float, default=4.0, metavar="GB", help="address-space limit per submission (default 4)")
+    p.add_argument("--memory", type=float, default=4.0, metavar="GB", help="memory per submission, on top of what the kernel's libraries map (default 4)")
     p.add_argument("--wall", type=int, default=None, help="seconds for one whole submission (default 3 × timeout + 120)")
     p.add_argument("--student", action="append", help="grade only this student (repeatable)")
     p = sub.add_parser("feedback", help="HTML feedback per student, hidden tests removed")

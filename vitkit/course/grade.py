@@ -1,27 +1,40 @@
 """Releasing, and grading a class: the coordinator that schedules one task per submission.
 
 The coordinator builds a *template* gradebook per problem set (``nbgrader generate_assignment``
-into a scratch folder), sends one :func:`vitkit.course.sandbox.grade_submission` task per
+into a scratch folder, once per version of the source: kept in ``autograded/.vitkit/templates/``),
+records the assignment in the course gradebook (a copy of, or the rows of, that generated
+gradebook when the course lacks it), sends one :func:`vitkit.course.sandbox.grade_submission` task per
 (student, problem set) to a Dask ``distributed`` client (a ``LocalCluster`` of single-threaded
 worker processes, or an existing scheduler), or runs them in-process with ``jobs=1``, and alone
 writes the real gradebook (nbgrader's ``Gradebook`` API), ``autograded/`` and the per-submission
 records that ``feedback`` and ``report`` read. Tasks are submitted with no retries and the
 scheduler allows no re-runs: a task whose worker dies is graded 0 with the reason.
+
+Fixed costs are paid once per class, here, not once per task: local workers are forked from this
+process (which has imported nbgrader, vitkit and torch already), the memory limit's baseline is
+measured once, and the mistake codes are read from the checks' source, so a task's own cost is
+one sandboxed ``nbgrader autograde`` (see :mod:`vitkit.course.sandbox`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
 from vitkit.course.paths import Course
-from vitkit.course.sandbox import GradeResult, Limits, grade_submission
+from vitkit.course.sandbox import GradeResult, Limits, grade_submission, kernel_baseline_gb
+
+
+# Seconds spent by the last ``autograde`` call in the coordinator, per phase (``vitkit bench`` and profiling read it).
+TIMINGS: dict[str, float] = {}
 
 
 def nbgrader(course: Course, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -63,6 +76,42 @@ def _content(path: Path):
 # ----------------------------------------------------------------------------- templates
 
 
+def _source_stamp(course: Course, ps: str) -> str:
+    """A hash of everything ``generate_assignment`` reads for ``ps``: its source files, the config, nbgrader's version."""
+    import hashlib
+
+    import nbgrader
+
+    h = hashlib.sha256(f"{nbgrader.__version__}|{ps}".encode())
+    for path in [course.path("nbgrader_config.py"), *sorted(p for p in (course.source / ps).rglob("*") if p.is_file())]:
+        if ".ipynb_checkpoints" in path.parts or not path.is_file():
+            continue
+        h.update(str(path.relative_to(course.root)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:20]
+
+
+def generated_gradebook(course: Course, ps: str) -> Path:
+    """A gradebook holding only ``ps``'s assignment, as ``generate_assignment`` records it (solutions included).
+
+    Made once per version of ``solutions/<ps>/`` and the config (one ``nbgrader generate_assignment``,
+    several seconds) and kept in ``autograded/.vitkit/templates/``: grading the same problem set again
+    reuses it.
+    """
+    cache = course.results / "templates" / f"{ps}-{_source_stamp(course, ps)}.db"
+    if cache.is_file():
+        return cache
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    for old in cache.parent.glob(f"{ps}-*.db"):
+        old.unlink()
+    with tempfile.TemporaryDirectory(prefix="vitkit-template-") as tmp:
+        db = Path(tmp) / "gradebook.db"
+        nbgrader(course, "generate_assignment", ps, "--force", f"--CourseDirectory.db_url=sqlite:///{db}",
+                 f"--CourseDirectory.release_directory={tmp}/release")
+        shutil.copy(db, cache.with_suffix(".tmp"))
+        os.replace(cache.with_suffix(".tmp"), cache)
+    return cache
+
+
 def make_template(course: Course, ps: str) -> bytes:
     """A gradebook holding only ``ps``'s assignment (its cells, checksums and test sources), as bytes.
 
@@ -72,21 +121,15 @@ def make_template(course: Course, ps: str) -> bytes:
 
     with tempfile.TemporaryDirectory(prefix="vitkit-template-") as tmp:
         db = Path(tmp) / "gradebook.db"
-        nbgrader(course, "generate_assignment", ps, "--force", f"--CourseDirectory.db_url=sqlite:///{db}",
-                 f"--CourseDirectory.release_directory={tmp}/release")
-        with Gradebook(f"sqlite:///{db}", "vitkit") as gb:
+        shutil.copy(generated_gradebook(course, ps), db)
+        with warnings.catch_warnings(), Gradebook(f"sqlite:///{db}", "vitkit") as gb:
+            warnings.simplefilter("ignore")
             for nb in gb.find_assignment(ps).notebooks:
                 for cell in nb.source_cells:
                     if not cell.locked:
                         cell.source = ""
             gb.db.commit()
         return db.read_bytes()
-
-
-def _template_url(data: bytes) -> str:
-    path = Path(tempfile.mkdtemp(prefix="vitkit-template-")) / "gradebook.db"
-    path.write_bytes(data)
-    return f"sqlite:///{path}"
 
 
 def _cells(db_url: str, ps: str) -> set | None:
@@ -103,12 +146,68 @@ def _cells(db_url: str, ps: str) -> set | None:
 
 
 def ensure_assignment(course: Course, ps: str) -> None:
-    """Record ``ps`` in the course gradebook (cells and points) without touching ``exercises/``."""
+    """Record ``ps`` in the course gradebook (cells and points) without touching ``exercises/``.
+
+    A course with no gradebook yet starts from the generated one (the same rows ``generate_assignment``
+    would write); otherwise ``generate_assignment`` updates the course's own.
+    """
+    generated = generated_gradebook(course, ps)
+    if not course.gradebook.exists():
+        tmp = course.gradebook.with_name(".gradebook.db.tmp")
+        shutil.copy(generated, tmp)
+        os.replace(tmp, course.gradebook)
+        return
+    if _cells(course.db_url, ps) is None and _merge_assignment(course.gradebook, generated, ps):
+        return
     with tempfile.TemporaryDirectory(prefix="vitkit-assign-") as tmp:
         nbgrader(course, "generate_assignment", ps, "--force", f"--CourseDirectory.release_directory={tmp}")
 
 
+def _merge_assignment(gradebook: Path, generated: Path, ps: str) -> bool:
+    """Copy the rows of a generated gradebook (one assignment, no students) into the course's; False if it cannot.
+
+    Only for an assignment the course gradebook does not hold yet, and only between gradebooks of the
+    same schema version (else nbgrader's own generate_assignment does it).
+    """
+    import sqlite3
+
+    con = sqlite3.connect(gradebook, timeout=60, isolation_level=None)
+    try:
+        con.execute("ATTACH DATABASE ? AS gen", (str(generated),))
+        version = "SELECT version_num FROM {}.alembic_version"
+        if con.execute(version.format("main")).fetchall() != con.execute(version.format("gen")).fetchall():
+            return False
+        if con.execute("SELECT 1 FROM main.assignment WHERE name = ?", (ps,)).fetchone():
+            return False
+        tables = [r[0] for r in con.execute("SELECT name FROM gen.sqlite_master WHERE type = 'table' AND name != 'alembic_version'")]
+        con.execute("BEGIN IMMEDIATE")
+        for table in tables:
+            ours = {r[1] for r in con.execute(f'PRAGMA main.table_info("{table}")')}
+            cols = [r[1] for r in con.execute(f'PRAGMA gen.table_info("{table}")') if r[1] in ours]
+            if not cols:
+                raise sqlite3.OperationalError(f"no table {table} in the course gradebook")
+            names = ", ".join(f'"{c}"' for c in cols)
+            con.execute(f'INSERT OR IGNORE INTO main."{table}" ({names}) SELECT {names} FROM gen."{table}"')
+        con.execute("COMMIT")
+        return True
+    except sqlite3.Error:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        return False
+    finally:
+        con.close()
+
+
 # ----------------------------------------------------------------------------- running the tasks
+
+
+def _preload() -> None:
+    """Import what a grading task uses, here, before workers are forked from this process."""
+    import nbgrader.api  # noqa: F401
+
+    from vitkit.course import sandbox
+
+    sandbox.known_codes()
 
 
 def run_tasks(course: Course, tasks: list[tuple[str, str]], templates: dict[str, bytes], limits: Limits,
@@ -151,13 +250,19 @@ def _run_on_dask(course, tasks, templates, limits, jobs, scheduler, done) -> Non
     from distributed import Client, LocalCluster, as_completed
 
     # A worker that dies takes its task with it: never hand that task to another worker (no re-runs).
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False}):
+    # Workers are forked from this process, which has already imported everything a task needs (vitkit pulls in
+    # torch): spawned workers would each spend seconds importing it again, per class.
+    method = "fork" if sys.platform == "linux" else "spawn"
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False,
+                          "distributed.worker.multiprocessing-method": method}):
+        clock = time.perf_counter()
         if scheduler:
             cluster, client = None, Client(scheduler, timeout="30s")
         else:
             cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, memory_limit=0,
                                    dashboard_address=":0", silence_logs=logging.ERROR)
             client = Client(cluster)
+        TIMINGS["cluster_start"] = round(time.perf_counter() - clock, 3)
         try:
             shared = {ps: client.scatter(data, broadcast=True) for ps, data in templates.items()}
             futures = {}
@@ -174,9 +279,11 @@ def _run_on_dask(course, tasks, templates, limits, jobs, scheduler, done) -> Non
                                          f"the grading worker died ({type(err).__name__}: {str(err)[:200]}); not re-run")
                 done(result)
         finally:
+            clock = time.perf_counter()
             client.close()
             if cluster is not None:
                 cluster.close()
+            TIMINGS["cluster_close"] = round(time.perf_counter() - clock, 3)
 
 
 # ----------------------------------------------------------------------------- writing results (coordinator only)
@@ -243,10 +350,24 @@ def autograde(course: Course, problem_sets: list[str] | None = None, jobs: int =
     if not tasks:
         print(f"nothing to grade: no submissions of {', '.join(pss)} in {course.submitted}", file=sys.stderr)
         return []
+    TIMINGS.clear()
+    clock = time.perf_counter()
     templates = {}
-    for ps in sorted({ps for _, ps in tasks}):
+    needed = sorted({ps for _, ps in tasks})
+    if len(needed) > 1 and jobs > 1:  # generate_assignment runs are independent subprocesses: as many at once as jobs
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(jobs, len(needed))) as pool:
+            list(pool.map(lambda ps: generated_gradebook(course, ps), needed))
+    for ps in needed:
         templates[ps] = make_template(course, ps)
-        if _cells(course.db_url, ps) != _cells(_template_url(templates[ps]), ps):
+        if _cells(course.db_url, ps) != _cells(f"sqlite:///{generated_gradebook(course, ps)}", ps):
             ensure_assignment(course, ps)
+    if limits.baseline_gb is None:  # measured (or read from its cache) once here, not in every task
+        limits = dataclasses.replace(limits, baseline_gb=kernel_baseline_gb())
+    _preload()
+    TIMINGS["prepare"] = round(time.perf_counter() - clock, 3)  # templates, course gradebook, imports
+    clock = time.perf_counter()
     results = run_tasks(course, tasks, templates, limits, jobs, scheduler, progress, on_result=lambda r: write_result(course, r))
+    TIMINGS["grade"] = round(time.perf_counter() - clock, 3)  # the tasks, with cluster start and close
     return sorted(results, key=lambda r: (r.ps, r.student))

@@ -16,7 +16,8 @@ The nbgrader process and the student's kernel run confined (see :func:`confineme
   PID and mount namespaces, the course folder bind-mounted read-only;
 - otherwise unconfined, and the result says so (``GradeResult.sandbox``).
 
-Always: nbgrader's per-cell timeout, an address-space limit (``prlimit --as``) and file-size,
+Always: nbgrader's per-cell timeout, an address-space limit (``prlimit --as``: ``--memory`` GB on top
+of what a kernel's libraries map, measured once per machine, see :func:`kernel_baseline_gb`) and file-size,
 process-count and core limits, an output cap per cell, a wall-clock limit for the whole task, and
 at the end every process of the task is killed (the PID namespace dies with its first process;
 the throwaway uid's processes and the process group are killed too), so nothing survives.
@@ -51,10 +52,19 @@ class Limits:
     memory_gb: float = 4.0  # address space of nbgrader and the kernel (RLIMIT_AS)
     output_mb: float = 4.0  # outputs kept per cell; the rest is dropped with a note
     wall: int | None = None  # seconds for the whole task; default 3 × timeout + 120
+    # Address space the kernel's libraries map before the notebook allocates anything (torch's CUDA build maps
+    # over 3 GB of shared objects); None: measured once on this machine (:func:`kernel_baseline_gb`).
+    baseline_gb: float | None = None
 
     @property
     def wall_seconds(self) -> int:
         return self.wall if self.wall is not None else 3 * self.timeout + 120
+
+    @property
+    def address_space(self) -> int:
+        """RLIMIT_AS in bytes: ``memory_gb`` on top of what the libraries of a kernel map."""
+        base = self.baseline_gb if self.baseline_gb is not None else kernel_baseline_gb()
+        return int((self.memory_gb + base) * 2**30)
 
 
 @dataclass
@@ -74,6 +84,7 @@ class GradeResult:
     seconds: float = 0.0
     sandbox: str = ""
     log_tail: str = ""
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase of this task (profiling, `vitkit bench`)
 
     @property
     def score(self) -> float:
@@ -199,8 +210,30 @@ def mistakes_in_cell(cell: dict, known: set[str]) -> list[list[str]]:
     return found
 
 
+_KNOWN: set[str] | None = None
+
+
 def known_codes() -> set[str]:
-    """Every mistake code of the catalogue, with the problem sets' modules loaded."""
+    """Every mistake code of the catalogue, read from the ``define("code", ...)`` calls of ``vitkit/grading/*.py``.
+
+    Read from the source, not imported: a grading worker then needs neither torch nor the checks
+    (``tests/test_mistake_report.py`` proves the two agree). Codes of modules already imported are added.
+    """
+    global _KNOWN
+    if _KNOWN is None:
+        codes = set()
+        for path in sorted((Path(__file__).resolve().parents[1] / "grading").glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "define" and node.args
+                        and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                    codes.add(node.args[0].value)
+        _KNOWN = codes
+    grading = sys.modules.get("vitkit.grading")
+    return _KNOWN | set(getattr(grading, "CATALOGUE", ()))
+
+
+def catalogue_codes() -> set[str]:
+    """The codes of the runtime catalogue, with every problem set's checks imported (imports torch)."""
     import importlib
 
     from vitkit import grading
@@ -211,6 +244,52 @@ def known_codes() -> set[str]:
         except ImportError:
             pass
     return set(grading.CATALOGUE)
+
+
+# ----------------------------------------------------------------------------- the memory limit's baseline
+
+_BASELINE: float | None = None
+_BASELINE_PROBE = ("import torch, numpy, matplotlib.pyplot, ipykernel.ipkernel\n"
+                   "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmSize:')))")
+BASELINE_HEADROOM_GB = 1.0  # thread stacks, malloc arenas, later imports of a kernel
+
+
+def kernel_baseline_gb() -> float:
+    """GB of address space a kernel maps before the notebook's own allocations, plus headroom.
+
+    RLIMIT_AS counts mapped files: a CUDA build of torch maps over 3 GB of shared objects on import
+    and allocates almost none of it, so a plain ``--as=4G`` leaves a kernel less than 1 GB and
+    oneDNN fails inside ``nn.Conv2d`` (``could not create a primitive``). Measured once per
+    interpreter and torch install (a subprocess that imports what kernels import), cached in the
+    temp folder.
+    """
+    global _BASELINE
+    if _BASELINE is not None:
+        return _BASELINE
+    import hashlib
+    import importlib.util
+
+    spec = importlib.util.find_spec("torch")
+    stamp = f"{sys.executable}|{spec.origin if spec else ''}|{os.stat(spec.origin).st_mtime if spec else ''}"
+    cache = Path(tempfile.gettempdir()) / f".vitkit-baseline-{hashlib.sha1(stamp.encode()).hexdigest()[:12]}"
+    try:
+        _BASELINE = float(cache.read_text())
+        return _BASELINE
+    except (OSError, ValueError):
+        pass
+    kb = 0
+    try:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2", "MPLBACKEND": "Agg"}
+        out = subprocess.run([sys.executable, "-c", _BASELINE_PROBE], capture_output=True, text=True, timeout=300, env=env)
+        kb = int(out.stdout.strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        kb = 4 * 2**20  # could not measure: assume a CUDA build of torch
+    _BASELINE = round(kb / 2**20 + BASELINE_HEADROOM_GB, 2)
+    try:
+        cache.write_text(str(_BASELINE))
+    except OSError:
+        pass
+    return _BASELINE
 
 
 # ----------------------------------------------------------------------------- confinement
@@ -256,7 +335,7 @@ def confinement(uid: int | None, limits: Limits, protect: list[str], stage: str 
     cannot switch users (bind mounts in a private mount namespace). ``stage``: an empty folder used
     as a mount point when the interpreter must be made visible to the throwaway uid.
     """
-    mem = int(limits.memory_gb * 2**30)
+    mem = limits.address_space
     rlimits = ["prlimit", f"--as={mem}", f"--fsize={2**30}", "--core=0", "--nofile=1024", "--"]
     if os.geteuid() == 0 and shutil.which("unshare") and shutil.which("setpriv"):
         ns = ["unshare", "--net", "--pid", "--fork", "--kill-child"]
@@ -274,7 +353,7 @@ def confinement(uid: int | None, limits: Limits, protect: list[str], stage: str 
             ns += ["sh", "-c", " && ".join(steps) + " && exec \"$@\"", "sh"]
         drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs", "--inh-caps=-all"]
         rlimits.insert(1, f"--nproc={512}")  # per uid, and the uid is this task's alone
-        return ns + drop + rlimits, f"uid {uid}, no network, own PID namespace, {limits.memory_gb:g} GB"
+        return ns + drop + rlimits, f"uid {uid}, no network, own PID namespace, {limits.memory_gb:g} GB (+{mem / 2**30 - limits.memory_gb:.1f} GB mapped)"
     if shutil.which("unshare") and _userns_works():
         binds = " && ".join(f"mount --bind {p} {p} && mount -o remount,bind,ro {p}" for p in map(_shq, protect))
         lo = "ip link set lo up && " if shutil.which("ip") else ""
@@ -360,6 +439,8 @@ c.Execute.raise_on_iopub_timeout = False
 c.CappedExecute.iopub_timeout = 10
 c.CappedExecute.raise_on_iopub_timeout = False
 c.LimitOutput.max_lines = 2000
+c.Application.log_format = "%(asctime)s.%(msecs)03d [%(name)s | %(levelname)s] %(message)s"
+c.Application.log_datefmt = "%H:%M:%S"
 c.Autograde.autograde_preprocessors = [CappedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 '''
@@ -385,8 +466,33 @@ def grade_submission(course: Course, student: str, ps: str, limits: Limits, temp
     return result
 
 
+# The sandboxed nbgrader process: nbgrader's own CLI, minus the one import that costs more than the rest of its
+# start-up together (jsonschema's optional IRI format checker builds a grammar on import; nbformat never uses it).
+_NBGRADER_MAIN = ("import sys; sys.modules.setdefault('rfc3987_syntax', None)\n"
+                  "from nbgrader.apps.nbgraderapp import main\n"
+                  "sys.argv[0] = 'nbgrader'; sys.exit(main())")
+
+
+def _read_notebook(text: str) -> dict:
+    """A submitted notebook as a dict (plain JSON for v4; nbformat converts older versions)."""
+    nb = json.loads(text)
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells", []), list):
+        raise ValueError("not a notebook: no list of cells")
+    if nb.get("nbformat", 4) < 4 or "cells" not in nb:
+        import nbformat
+
+        nb = nbformat.reads(text, as_version=4)
+    return nb
+
+
 def _grade(course: Course, student: str, ps: str, limits: Limits, template: bytes, result: GradeResult) -> None:
-    import nbformat
+    clock = time.perf_counter()
+
+    def phase(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        result.phases[name] = round(result.phases.get(name, 0.0) + now - clock, 3)
+        clock = now
 
     submitted = course.submitted / student / ps
     expected = course.notebooks(ps)
@@ -399,11 +505,12 @@ def _grade(course: Course, student: str, ps: str, limits: Limits, template: byte
     problems, findings = [], []
     for name in present:
         try:
-            nb = nbformat.reads((submitted / f"{name}.ipynb").read_text(errors="replace"), as_version=4)
+            nb = _read_notebook((submitted / f"{name}.ipynb").read_text(errors="replace"))
         except Exception as err:
             problems.append(f"{name}.ipynb is not a notebook ({type(err).__name__}: {first_line(err)[:200]})")
             continue
         findings += [f"{name}.ipynb {f}" for f in scan_for_tampering(student_sources(nb))]
+    phase("scan")
     if problems:
         result.status, result.reason = "failed", "; ".join(problems)
         return
@@ -439,10 +546,12 @@ def _grade(course: Course, student: str, ps: str, limits: Limits, template: byte
             "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
             "IPYTHONDIR": str(home / ".ipython"), "MPLCONFIGDIR": str(home / ".cache"), "XDG_CACHE_HOME": str(home / ".cache"),
             "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
+            "MALLOC_ARENA_MAX": "2",  # each thread's 64 MB malloc arena counts against the address-space limit
             "NBGRADER_EXECUTION": "autograde",
         }
-        cmd = prefix + [os.path.join(venv_bin, "nbgrader"), "autograde", ps, "--student", student, "--force",
+        cmd = prefix + [sys.executable, "-c", _NBGRADER_MAIN, "autograde", ps, "--student", student, "--force",
                         "--log-level=INFO"]
+        phase("setup")
         log = open(work / "nbgrader.log", "wb")
         try:
             proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -458,13 +567,16 @@ def _grade(course: Course, student: str, ps: str, limits: Limits, template: byte
             if uid is not None:
                 _kill_uid(uid)
             log.close()
+        phase("nbgrader")
         log_text = (work / "nbgrader.log").read_bytes()[-20000:].decode(errors="replace")
         result.log_tail = log_text[-4000:]
+        _log_phases(log_text, result)
         if timed_out:
             result.status = "failed"
             result.reason = f"grading took longer than the {limits.wall_seconds} s wall-clock limit and was stopped"
             return
         _read_results(root, student, ps, expected, result, log_text, proc.returncode)
+        phase("read")
     finally:
         if uid is not None:
             _kill_uid(uid)
@@ -473,6 +585,27 @@ def _grade(course: Course, student: str, ps: str, limits: Limits, template: byte
             print(f"vitkit: kept sandbox {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
+        phase("cleanup")
+
+
+_LOG_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) \[AutogradeApp \| \w+\] (.*)$", re.M)
+
+
+def _log_phases(log_text: str, result: GradeResult) -> None:
+    """Split the nbgrader phase by the timestamps of its log: start-up, preparing, executing the notebook, saving."""
+    stamps = [(int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000, msg) for h, m, s, ms, msg in _LOG_TIME.findall(log_text)]
+    if not stamps or "nbgrader" not in result.phases:
+        return
+    first = stamps[0][0]
+    execute = next((t for t, msg in stamps if msg.startswith("Autograding ")), None)
+    written = [t for t, msg in stamps if msg.startswith("Writing ")]
+    last = stamps[-1][0]
+    if execute is None or not written or written[-1] < execute:
+        return
+    total = result.phases["nbgrader"]
+    result.phases["nbgrader.execute"] = round(written[-1] - execute, 3)  # kernel start and every cell
+    result.phases["nbgrader.prepare"] = round(execute - first, 3)  # gradebook, overwrite cells, sanitize
+    result.phases["nbgrader.startup"] = round(max(0.0, total - (last - first)), 3)  # interpreter, imports, exit
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
