@@ -8,7 +8,7 @@ import pytest
 import vitkit.grading.ps4  # noqa: F401  (defines the problem set's mistakes)
 from tests.injections import load
 from tests.injections.ps4 import TAMPERING
-from tests.nbtools import ROOT, assert_release_in_sync, autograde, run_injections, run_notebook
+from tests.nbtools import ROOT, assert_release_in_sync, autograde_class, run_injections, run_notebook
 from vitkit.grading import CATALOGUE
 
 PS = "ps4_vision_transformer"
@@ -51,14 +51,20 @@ def test_exercise_keeps_the_timm_names_of_the_skeleton():
     assert "### BEGIN SOLUTION" not in source and "x = x + self.attn(self.norm1(x))\n        x = x + self.mlp" not in source
 
 
-def test_autograde_gives_the_solution_full_marks():
-    scores = autograde(PS, SOLUTION)
+@pytest.fixture(scope="module")
+def grades():
+    """One nbgrader autograde run over the solution and the untouched exercise."""
+    return autograde_class(PS, {"solution": SOLUTION, "blank": EXERCISE})
+
+
+def test_autograde_gives_the_solution_full_marks(grades):
+    scores = grades["solution"]
     assert set(scores) == CODE_QUESTIONS
     assert all(score == maximum > 0 for score, maximum in scores.values()), scores
 
 
-def test_autograde_gives_the_untouched_exercise_zero():
-    scores = autograde(PS, EXERCISE)
+def test_autograde_gives_the_untouched_exercise_zero(grades):
+    scores = grades["blank"]
     assert set(scores) == CODE_QUESTIONS and all(score == 0 for score, _ in scores.values()), scores
 
 

@@ -8,7 +8,7 @@ import pytest
 import vitkit.grading.ps5  # noqa: F401  (defines the problem set's mistakes)
 from tests.injections import load
 from tests.injections.ps5 import TAMPERING
-from tests.nbtools import ROOT, assert_release_in_sync, autograde, run_injections, run_notebook
+from tests.nbtools import ROOT, assert_release_in_sync, autograde_class, run_injections, run_notebook
 from vitkit.grading import CATALOGUE
 
 PS = "ps5_pretrain_finetune"
@@ -43,14 +43,20 @@ def test_exercise_is_the_release_of_the_solution():
     assert_release_in_sync(PS)
 
 
-def test_autograde_gives_the_solution_full_marks():
-    scores = autograde(PS, SOLUTION)
+@pytest.fixture(scope="module")
+def grades():
+    """One nbgrader autograde run over the solution and the untouched exercise."""
+    return autograde_class(PS, {"solution": SOLUTION, "blank": EXERCISE})
+
+
+def test_autograde_gives_the_solution_full_marks(grades):
+    scores = grades["solution"]
     assert set(scores) == CODE_QUESTIONS
     assert all(score == maximum > 0 for score, maximum in scores.values()), scores
 
 
-def test_autograde_gives_the_untouched_exercise_zero():
-    scores = autograde(PS, EXERCISE)
+def test_autograde_gives_the_untouched_exercise_zero(grades):
+    scores = grades["blank"]
     assert set(scores) == CODE_QUESTIONS and all(score == 0 for score, _ in scores.values()), scores
 
 
