@@ -51,14 +51,14 @@ def test_paper_presets_take_224_images(name):
 def test_overrides_and_variants():
     model = create_model("vit_mnist", pool="mean", pos_embed="sincos", drop_path_rate=0.1, num_classes=3)
     assert model.cls_token is None and "pos_embed" not in dict(model.named_parameters())
-    assert model.forward_features(torch.randn(2, 1, 28, 28)).shape == (2, 49, 128)
+    assert model.forward_features(torch.randn(2, 1, 28, 28)).shape == (2, 16, 128)
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 3)
 
 
 def test_forward_features_has_cls_token_first():
     model = create_model("vit_mnist").eval()
     tokens = model.forward_features(torch.randn(2, 1, 28, 28))
-    assert tokens.shape == (2, 50, 128)
+    assert tokens.shape == (2, 17, 128)
     assert torch.equal(model(torch.zeros(2, 1, 28, 28)), model.head(model.forward_features(torch.zeros(2, 1, 28, 28))[:, 0]))
 
 
@@ -67,8 +67,8 @@ def test_attention_maps_of_every_block():
     maps = model.attention_maps(torch.randn(2, 1, 28, 28))
     assert len(maps) == 3
     for weights in maps:
-        assert weights.shape == (2, 4, 50, 50)
-        assert torch.allclose(weights.sum(-1), torch.ones(2, 4, 50))
+        assert weights.shape == (2, 4, 17, 17)
+        assert torch.allclose(weights.sum(-1), torch.ones(2, 4, 17))
 
 
 def test_block_is_pre_norm_with_residuals():
@@ -97,7 +97,8 @@ def test_stochastic_depth_only_in_training():
         (lambda: ViT(dim=100, num_heads=3), "dim 100 is not divisible by num_heads 3; try num_heads=2"),
         (lambda: create_model("vit_mnist")(torch.randn(1, 28, 28)), "unsqueeze"),
         (lambda: create_model("vit_mnist")(torch.randn(1, 3, 28, 28)), "1 channel"),
-        (lambda: create_model("vit_mnist")(torch.randn(1, 1, 32, 32)), "28×28"),
+        (lambda: create_model("vit_mnist")(torch.randn(1, 1, 35, 35)), "28×28"),
+        (lambda: create_model("vit_mnist")(torch.randn(1, 1, 32, 32)), "height 32 is not divisible by patch size 7"),
         (lambda: create_model("resnet_mnist")(torch.randn(1, 3, 28, 28)), "1 channel"),
         (lambda: ViT(pool="max"), "pool must be"),
     ],
@@ -114,7 +115,7 @@ def test_count_flops_uses_the_flop_counter():
     model = create_model("vit_mnist")
     forward = count_flops(model, (1, 28, 28))
     c = model.config
-    tokens = 50
+    tokens = 17
     linear_flops = c.depth * tokens * 2 * (4 * c.dim * c.dim + 2 * c.dim * int(c.mlp_ratio * c.dim))
     assert linear_flops < forward < 1.5 * linear_flops
     assert 2.5 * forward < count_flops(model, (1, 28, 28), backward=True) < 3.5 * forward

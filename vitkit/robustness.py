@@ -56,7 +56,7 @@ def occlude_patches(images: torch.Tensor, severity: float, patch_size: int = 4, 
     return unpatchify(patches, patch_size, images.shape[-2:], images.shape[1])
 
 
-def shuffle_patches(images: torch.Tensor, severity: float, patch_size: int = 7,
+def shuffle_patches(images: torch.Tensor, severity: float, patch_size: int = 4,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     """Let round(severity · N) of the N patches of each image swap places at random; the rest stay put.
 
@@ -96,7 +96,7 @@ def gaussian_noise(images: torch.Tensor, severity: float, std=(1.0,), generator:
 # name -> (probe, what its severity means); the tutorial's default severities go with them
 PROBES = {
     "occlusion": (occlude_patches, "share of 4×4 patches blanked"),
-    "patch shuffle": (shuffle_patches, "share of 7×7 patches swapped"),
+    "patch shuffle": (shuffle_patches, "share of 4×4 patches swapped"),
     "gaussian noise": (gaussian_noise, "noise std (pixels in [0, 1])"),
 }
 

@@ -82,7 +82,7 @@ class Plan:
 def plan() -> Plan:
     """The full plan, or the quick one (a few steps, two data fractions) under ``VITKIT_QUICK=1`` / nbgrader."""
     return budget(
-        Plan(epochs=5, batch_size=64),
+        Plan(epochs=10, batch_size=64),
         Plan(epochs=1, batch_size=32, max_steps=2, fractions=(0.25, 1.0), test_images=200, probe_images=100, throughput_batch=32,
              severities={"occlusion": [0.0, 0.5], "patch shuffle": [0.0, 1.0], "gaussian noise": [0.0, 0.4]}),
     )

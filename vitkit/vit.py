@@ -217,8 +217,12 @@ def vit_large(**overrides) -> ViT:
 
 @register_model
 def vit_mnist(**overrides) -> ViT:
-    """Small-image preset for 28×28 grey images (MNIST): 4×4 patches (49 tokens + CLS)."""
-    return _vit(overrides, img_size=28, patch_size=4, in_chans=1, num_classes=10, dim=128, depth=6, num_heads=4, mlp_ratio=2.0)
+    """Small-image preset for 28×28 grey images (MNIST): 7×7 patches (16 tokens + CLS).
+
+    7×7 rather than 4×4 patches: on the 4,000 digits of mnist5k the ViT learns about three times
+    faster per step and per second (4×4 patches reached ~40% test accuracy in the tutorial's budget).
+    """
+    return _vit(overrides, img_size=28, patch_size=7, in_chans=1, num_classes=10, dim=128, depth=6, num_heads=4, mlp_ratio=2.0)
 
 
 @register_model
