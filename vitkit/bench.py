@@ -99,13 +99,13 @@ def model(args) -> list[str]:
     return lines
 
 
-def _plain_timm_epoch(model, data, batch_size: int):
+def _plain_timm_epoch(model, data, batch_size: int, translate: int):
     """One epoch of the usual recipe: a DataLoader over a per-image transforms pipeline, timm's ViT, AdamW."""
     from torch.utils.data import DataLoader
     from torchvision.transforms import v2
 
     pixels = (data.denormalize(data.train.images) * 255).round().to(torch.uint8)  # the stored digits, as uint8 images
-    pipeline = v2.Compose([v2.RandomCrop(data.image_size, padding=data.image_size // 8), v2.ToDtype(torch.float32, scale=True),
+    pipeline = v2.Compose([v2.RandomCrop(data.image_size, padding=translate), v2.ToDtype(torch.float32, scale=True),
                            v2.Normalize(data.mean, data.std)])
 
     class Digits(torch.utils.data.Dataset):
@@ -141,7 +141,7 @@ def train(args) -> list[str]:
         data.train = data.train.__class__(data.train.images[:512], data.train.labels[:512])
     torch.manual_seed(0)
     ours, theirs = create_model("vit_mnist"), timm_twin(create_model("vit_mnist"))
-    plain = _plain_timm_epoch(theirs, data, settings["batch_size"])
+    plain = _plain_timm_epoch(theirs, data, settings["batch_size"], settings["augment"].translate)  # the same shifts
     t = alternate({"vitkit": lambda: fit(ours, data, **settings, device="cpu", progress=False),
                    "plain": plain}, rounds=max(1, min(args.rounds, 3) if not args.quick else 1), warmup=1)
     n = len(data.train)
@@ -277,6 +277,42 @@ def grading(args) -> list[str]:
         lines += [f"{ps}, class of {n}: sequential `nbgrader autograde` {sequential:.1f} s, `vitkit course autograde --jobs 2` "
                   f"{parallel:.1f} s (sandboxed, includes the LocalCluster start)",
                   f"  speed-up {sequential / parallel:.2f}×   (target ≥ 1.6×); grades identical: {ours == plain}"]
+    return lines
+
+
+def _execute_seconds(path, env: dict) -> float:
+    """Wall seconds to run the notebook at ``path`` top to bottom in a fresh kernel (its own folder, outputs discarded)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute(env=env, cwd=str(path.parent))
+    return time.perf_counter() - start
+
+
+@section
+def notebooks(args) -> list[str]:
+    """Each solution notebook and lecture 1-3 run top to bottom as a student runs them (full budget, fresh kernel)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "solutions").is_dir():
+        return ["no solutions/ beside the installed package (run from a clone of the kit)"]
+    env = {k: v for k, v in os.environ.items() if k not in ("VITKIT_QUICK", "NBGRADER_EXECUTION")}  # the full budget
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    cases = [(p, 60) for p in sorted((root / "solutions").glob("*/*.ipynb"))]
+    cases += [(p, 120) for p in sorted((root / "lectures").glob("0[123]_*.ipynb"))]
+    if args.quick:
+        cases = cases[:1]
+    lines = []
+    for path, limit in cases:
+        seconds = _execute_seconds(path, env)
+        lines.append(f"  {path.relative_to(root)}: {seconds:5.1f} s   (target < {limit} s: {'met' if seconds < limit else 'NOT met'})")
     return lines
 
 

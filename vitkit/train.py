@@ -37,9 +37,11 @@ from vitkit.pretrained import _unwrap, atomic_save, model_record
 __all__ = ["History", "RECIPES", "evaluate", "fit", "predict", "recipe", "resolve_device", "resolve_precision"]
 
 # Default recipes per preset: `vitkit train --model NAME --data mnist5k` uses these unless flags say otherwise.
+# 28×28 digits shift by at most 1 pixel: with the 3-pixel default (1/8 of the image) vit_mnist reached 56%
+# instead of 91% test accuracy after 10 epochs on mnist5k (94.8% vs 96.4% after 30); the CNN does not care.
 RECIPES: dict[str, dict] = {
-    "vit_mnist": dict(epochs=30, batch_size=64, lr=1e-3, weight_decay=0.05, warmup=1, label_smoothing=0.1, augment=True),
-    "resnet_mnist": dict(epochs=10, batch_size=64, lr=3e-3, weight_decay=0.05, warmup=0.5, label_smoothing=0.0, augment=True),
+    "vit_mnist": dict(epochs=30, batch_size=64, lr=1e-3, weight_decay=0.05, warmup=1, label_smoothing=0.1, augment=Augment(translate=1)),
+    "resnet_mnist": dict(epochs=10, batch_size=64, lr=3e-3, weight_decay=0.05, warmup=0.5, label_smoothing=0.0, augment=Augment(translate=1)),
     "vit_cifar": dict(epochs=50, batch_size=128, lr=1e-3, weight_decay=0.05, warmup=5, label_smoothing=0.1, augment=True),
     "resnet_cifar": dict(epochs=30, batch_size=128, lr=2e-3, weight_decay=0.05, warmup=2, label_smoothing=0.0, augment=True),
 }
