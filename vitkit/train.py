@@ -247,7 +247,8 @@ def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: flo
 
     torch.manual_seed(seed)  # dropout and stochastic depth
     model.to(device)
-    optimizer = torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.999))
+    # fused: one kernel for the whole update, on CPU as on CUDA (a few % of a small model's step)
+    optimizer = torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.999), fused=device.type in ("cpu", "cuda"))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(round(warmup * steps_per_epoch), epochs * steps_per_epoch))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     history, start_epoch = History(), 0
