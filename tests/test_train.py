@@ -190,6 +190,12 @@ def test_every_small_image_preset_has_a_recipe():
     assert recipe("vit_mnist") is not RECIPES["vit_mnist"]
 
 
+def test_a_recipe_is_the_callers_copy_down_to_its_augmentation():
+    mine = recipe("vit_mnist")
+    mine["augment"].translate = 5
+    assert recipe("vit_mnist")["augment"].translate == RECIPES["vit_mnist"]["augment"].translate != 5
+
+
 # ----------------------------------------------------------------------------- real processes
 
 _SCRIPT = r"""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import copy
 import json
 import math
 import os
@@ -50,7 +51,7 @@ _GENERIC = dict(epochs=10, batch_size=128, lr=1e-3, weight_decay=0.05, warmup=1,
 
 def recipe(name: str) -> dict:
     """The default hyper-parameters for preset ``name`` (a copy; unknown presets get a generic recipe)."""
-    return dict(RECIPES.get(name, _GENERIC))
+    return copy.deepcopy(RECIPES.get(name, _GENERIC))  # deep: the Augment inside is the caller's to change
 
 
 # ----------------------------------------------------------------------------- history
@@ -408,7 +409,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, kind in (("epochs", int), ("batch-size", int), ("lr", float), ("weight-decay", float), ("warmup", float),
                        ("label-smoothing", float)):
         parser.add_argument(f"--{name}", type=kind, help="default: the preset's recipe")
-    parser.add_argument("--augment", choices=("default", "none", "randaugment"), help="default: the preset's recipe")
+    parser.add_argument("--augment", choices=("default", "none", "randaugment"),
+                        help="default: the data set's standard shifts (1/8 of the image) and flips; randaugment: those and "
+                             "RandAugment; unset: the preset's recipe (±1 px shifts for the 28×28 presets)")
     parser.add_argument("--subset", type=int, help="train on this many training images")
     parser.add_argument("--val-size", type=float, default=0.1, help="validation share (<1) or count of the training pool")
     parser.add_argument("--device", default="auto")
