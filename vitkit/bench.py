@@ -283,12 +283,12 @@ def grading(args) -> list[str]:
 def _execute_seconds(path, env: dict) -> float:
     """Wall seconds to run the notebook at ``path`` top to bottom in a fresh kernel (its own folder, outputs discarded)."""
     import nbformat
-    from nbclient import NotebookClient
+
+    from vitkit.tutorial import execute_notebook
 
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
-    client.execute(env=env, cwd=str(path.parent))
+    execute_notebook(nb, path.parent, env, timeout=600)
     return time.perf_counter() - start
 
 
@@ -296,14 +296,12 @@ def _execute_seconds(path, env: dict) -> float:
 def notebooks(args) -> list[str]:
     """Each solution notebook and lecture 1-3 run top to bottom as a student runs them (full budget, fresh kernel)."""
     import os
-    import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     if not (root / "solutions").is_dir():
         return ["no solutions/ beside the installed package (run from a clone of the kit)"]
     env = {k: v for k, v in os.environ.items() if k not in ("VITKIT_QUICK", "NBGRADER_EXECUTION")}  # the full budget
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     cases = [(p, 60) for p in sorted((root / "solutions").glob("*/*.ipynb"))]
     cases += [(p, 120) for p in sorted((root / "lectures").glob("0[123]_*.ipynb"))]

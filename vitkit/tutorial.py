@@ -36,7 +36,7 @@ __all__ = [
     "MODELS", "PRETRAINED", "SCRATCH_TWIN", "Plan", "Results", "Run", "balanced_indices", "closing_table", "data_efficiency",
     "examples", "find_pretrained", "findings", "inference_throughput", "load_data", "markdown", "measure", "output_dir", "plan",
     "plot_curves", "plot_data_efficiency", "plot_probe_examples", "plot_robustness", "plot_where_models_look",
-    "pretrained_arms", "probe_subset", "robustness", "run_tutorial", "save_figure", "save_results", "timed", "train_model",
+    "execute_notebook", "pretrained_arms", "probe_subset", "robustness", "run_tutorial", "save_figure", "save_results", "timed", "train_model",
     "train_models", "where_models_look",
 ]
 
@@ -60,8 +60,7 @@ class Plan:
     weight_decay: float = 0.05
     warmup: float = 1.0  # epochs of linear warm-up, then cosine decay
     label_smoothing: float = 0.0
-    augment: bool = True  # random shifts (no flips for digits)
-    translate: int = 1  # ... of up to this many pixels; 3 (1/8 of the image) cost the ViT 35 points at this budget
+    translate: int = 1  # random shifts of up to this many pixels, 0 for none (no flips for digits); 3 cost the ViT 35 points here
     fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)  # shares of the training split for the data-efficiency curve
     max_steps: int | None = None  # cap on steps per epoch (quick mode only)
     test_images: int | None = None  # class-balanced share of the test split used everywhere (None: all 1,000; quick mode cuts it)
@@ -78,7 +77,7 @@ class Plan:
     def fit_kwargs(self) -> dict:
         return dict(batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, warmup=self.warmup,
                     label_smoothing=self.label_smoothing,
-                    augment=Augment(translate=self.translate) if self.augment else False, max_steps=self.max_steps, seed=self.seed)
+                    augment=Augment(translate=self.translate) if self.translate else False, max_steps=self.max_steps, seed=self.seed)
 
 
 def plan() -> Plan:
@@ -596,10 +595,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=int, default=3600, help="seconds any one cell may run (default 3600)")
 
 
+def execute_notebook(nb, folder: Path, env: dict, timeout: int) -> None:
+    """Run notebook ``nb`` top to bottom, in place, in a fresh python3 kernel of this environment started in ``folder``."""
+    from nbclient import NotebookClient
+
+    env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}  # the kernel is this environment's Python
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(folder)}})
+    client.execute(env=env, cwd=str(folder))
+
+
 def run_tutorial(notebook: Path, out: Path, quick_mode: bool, timeout: int = 3600) -> tuple[Path, Path, str]:
     """Execute ``notebook`` headless into ``out``; return (executed notebook, HTML report, closing table as markdown)."""
     import nbformat
-    from nbclient import NotebookClient
     from nbconvert import HTMLExporter
 
     notebook, out = Path(notebook).resolve(), Path(out).resolve()
@@ -612,12 +619,10 @@ def run_tutorial(notebook: Path, out: Path, quick_mode: bool, timeout: int = 360
     env[OUT_ENV] = str(out)
     env.setdefault("MPLBACKEND", "Agg")
     env["VITKIT_QUICK"] = "1" if quick_mode else "0"
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # the kernel is this environment's Python
     nb = nbformat.read(notebook, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}})
     error = None
     try:
-        client.execute(env=env, cwd=str(notebook.parent))
+        execute_notebook(nb, notebook.parent, env, timeout)
     except Exception as err:  # keep what ran: the partial notebook and report help to see what failed
         error = err
     executed = out / notebook.name
