@@ -26,7 +26,8 @@ from vitkit.course import collect as collect_mod  # noqa: E402
 from vitkit.course import feedback as feedback_mod  # noqa: E402
 from vitkit.course import grade, report  # noqa: E402
 from vitkit.course.paths import Course  # noqa: E402
-from vitkit.course.sandbox import Limits, scan_for_tampering  # noqa: E402
+from vitkit.course.sandbox import Limits  # noqa: E402
+from vitkit.course.scan import scan_for_tampering  # noqa: E402
 
 LIMITS = Limits(timeout=8, memory_gb=2, output_mb=1, wall=150)
 MARKER = "987123"  # the background process a hostile submission leaves behind sleeps this long

@@ -33,7 +33,8 @@ from vitkit.course import collect as collect_mod  # noqa: E402
 from vitkit.course import feedback as feedback_mod  # noqa: E402
 from vitkit.course import grade, report  # noqa: E402
 from vitkit.course.paths import Course  # noqa: E402
-from vitkit.course.sandbox import Limits, catalogue_codes, known_codes  # noqa: E402
+from vitkit.course.mistakes import catalogue_codes, known_codes  # noqa: E402
+from vitkit.course.sandbox import Limits  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PS1, PS2, PS3 = "ps1_self_attention", "ps2_multihead_attention", "ps3_patch_embeddings"

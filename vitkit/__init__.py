@@ -6,13 +6,23 @@ Models (``create_model``, ``ViT``, ``ResNet``), their building blocks (``vitkit.
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+import importlib
+from typing import TYPE_CHECKING
 
-from vitkit.attention import Attention, self_attention
-from vitkit.cnn import CNNConfig, ResNet
-from vitkit.embedding import PatchEmbed, patchify, resample_pos_embed, sincos_pos_embed_2d, unpatchify
-from vitkit.vit import Block, ViT, ViTConfig, create_model, list_models, register_model
+if TYPE_CHECKING:  # the names below are imported on first use: ``import vitkit.course`` (a grading worker) needs no torch
+    from torch import nn
+
+    from vitkit.attention import Attention, self_attention
+    from vitkit.cnn import CNNConfig, ResNet
+    from vitkit.embedding import PatchEmbed, patchify, resample_pos_embed, sincos_pos_embed_2d, unpatchify
+    from vitkit.vit import Block, ViT, ViTConfig, create_model, list_models, register_model
+
+_LAZY = {
+    "Attention": "attention", "self_attention": "attention", "CNNConfig": "cnn", "ResNet": "cnn",
+    "PatchEmbed": "embedding", "patchify": "embedding", "resample_pos_embed": "embedding",
+    "sincos_pos_embed_2d": "embedding", "unpatchify": "embedding", "Block": "vit", "ViT": "vit", "ViTConfig": "vit",
+    "create_model": "vit", "list_models": "vit", "register_model": "vit",
+}
 
 __version__ = "0.1.0"
 
@@ -21,6 +31,18 @@ __all__ = [
     "create_model", "list_models", "patchify", "register_model", "resample_pos_embed", "self_attention",
     "sincos_pos_embed_2d", "unpatchify",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"vitkit.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vitkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -34,6 +56,7 @@ def count_flops(model: nn.Module, input_size, backward: bool = False) -> int:
     input_size: (C, H, W) for one image or (B, C, H, W). Counted by ``torch.utils.flop_counter``:
     a multiply-add is 2 FLOPs; matrix products and convolutions are counted, element-wise ops are not.
     """
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     size = tuple(input_size)

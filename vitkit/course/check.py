@@ -25,7 +25,7 @@ def check_notebook(path: str | Path, timeout: int = 300) -> list[dict]:
     from nbclient import NotebookClient
 
     from vitkit.course.feedback import catalogue
-    from vitkit.course.sandbox import mistakes_in_cell
+    from vitkit.course.mistakes import mistakes_in_cell
 
     path = Path(path)
     if not path.is_file():

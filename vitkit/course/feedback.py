@@ -25,7 +25,7 @@ _HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", re.S)
 def catalogue():
     """The mistake catalogue with every problem set's module loaded."""
     from vitkit import grading
-    from vitkit.course.sandbox import catalogue_codes
+    from vitkit.course.mistakes import catalogue_codes
 
     catalogue_codes()
     return grading.CATALOGUE

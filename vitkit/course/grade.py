@@ -205,9 +205,9 @@ def _preload() -> None:
     """Import what a grading task uses, here, before workers are forked from this process."""
     import nbgrader.api  # noqa: F401
 
-    from vitkit.course import sandbox
+    from vitkit.course import mistakes
 
-    sandbox.known_codes()
+    mistakes.known_codes()
 
 
 def run_tasks(course: Course, tasks: list[tuple[str, str]], templates: dict[str, bytes], limits: Limits,

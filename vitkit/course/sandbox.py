@@ -39,7 +39,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from vitkit.course.mistakes import first_line, known_codes, mistakes_in_cell
 from vitkit.course.paths import Course
+from vitkit.course.scan import scan_for_tampering, student_sources
 
 # ----------------------------------------------------------------------------- the result record
 
@@ -94,156 +96,6 @@ class GradeResult:
         data = asdict(self)
         data.pop("notebooks")
         return data
-
-
-# ----------------------------------------------------------------------------- static tampering scan
-
-# Objects a student's cells may not alter. Names are matched on their dotted form in the source.
-_GUARDED = ("torch.testing", "numpy.testing", "np.testing", "vitkit.grading", "vitkit", "builtins", "__builtins__",
-            "grading", "torch", "numpy", "np")
-_GUARDED_LEAVES = ("assert_close", "assert_allclose", "assert_array_equal", "assert_equal", "assert_almost_equal",
-                   "assert_array_almost_equal", "allclose", "isclose", "equal", "check_close", "check_shape",
-                   "verify_integrity", "close", "isinstance", "AssertionError")
-_FORBIDDEN_CALLS = {"setattr", "delattr", "vars", "globals", "__import__", "exec", "eval", "compile"}
-_FORBIDDEN_NAMES = {"sys.modules", "importlib", "gc.get_referrers", "ctypes"}
-
-
-def _dotted(node: ast.AST) -> str:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-    elif isinstance(node, ast.Subscript):
-        parts.append(_dotted(node.value) + "[]")
-    return ".".join(reversed(parts))
-
-
-def _is_guarded(dotted: str) -> bool:
-    head = dotted.rsplit(".", 1)
-    return (any(dotted == g or dotted.startswith(g + ".") for g in _GUARDED if g not in ("torch", "numpy", "np", "grading"))
-            or (len(head) == 2 and head[1] in _GUARDED_LEAVES))
-
-
-def scan_for_tampering(sources: list[str]) -> list[str]:
-    """Tampering patterns in students' cells: a list of findings (empty when clean).
-
-    Flags assignments or deletions of attributes of ``torch.testing``, ``numpy.testing``,
-    ``vitkit.grading``, ``builtins`` (or of any testing/comparison function by name), and any use of
-    ``setattr``/``delattr``/``vars``/``globals``/``__dict__``/``sys.modules``/``importlib``/``ctypes``.
-    A cell that does not parse (IPython magics) is scanned line by line for the same names.
-    """
-    findings = []
-    for i, source in enumerate(sources):
-        text = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
-        try:
-            tree = ast.parse(text)
-        except SyntaxError:
-            for name in ("setattr", "__dict__", "sys.modules", "importlib", "testing.assert"):
-                if name in text:
-                    findings.append(f"cell {i}: uses {name}")
-            continue
-        for node in ast.walk(tree):
-            targets = []
-            if isinstance(node, (ast.Assign, ast.Delete)):
-                targets = node.targets
-            elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
-                targets = [node.target]
-            for target in targets:
-                for t in (target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]):
-                    if isinstance(t, (ast.Attribute, ast.Subscript)) and _is_guarded(_dotted(t)):
-                        findings.append(f"cell {i}, line {node.lineno}: assigns to {_dotted(t)}")
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FORBIDDEN_CALLS:
-                findings.append(f"cell {i}, line {node.lineno}: calls {node.func.id}()")
-            if isinstance(node, ast.Attribute) and (node.attr == "__dict__" or _dotted(node) in _FORBIDDEN_NAMES):
-                findings.append(f"cell {i}, line {node.lineno}: uses {_dotted(node)}")
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
-                if any(n.split(".")[0] in ("importlib", "ctypes") for n in names):
-                    findings.append(f"cell {i}, line {node.lineno}: imports {', '.join(names)}")
-                if isinstance(node, ast.ImportFrom) and node.module == "sys" and any(a.name == "modules" for a in node.names):
-                    findings.append(f"cell {i}, line {node.lineno}: imports sys.modules")
-    return findings
-
-
-def student_sources(nb: dict) -> list[str]:
-    """Sources of the cells a student wrote or could have edited (everything but locked/grade test cells).
-
-    Test cells are not scanned: nbgrader overwrites them with the source's version anyway.
-    """
-    out = []
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("locked") and not meta.get("solution"):
-            continue
-        src = cell.get("source", "")
-        out.append("".join(src) if isinstance(src, list) else src)
-    return out
-
-
-# ----------------------------------------------------------------------------- mistakes from outputs
-
-_CODE = re.compile(r"^\s*\[([A-Za-z0-9_.\-]+)\]")
-
-
-def first_line(text: str) -> str:
-    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
-
-
-def mistakes_in_cell(cell: dict, known: set[str]) -> list[list[str]]:
-    """``[code, message]`` for each error output of an executed cell: a known ``[code]`` or ``other``."""
-    found = []
-    if any(out.get("ename") == "CellTimeoutError" for out in cell.get("outputs", [])):
-        return [["other", "CellTimeoutError: the cell ran past the per-cell timeout"]]
-    for out in cell.get("outputs", []):
-        if out.get("output_type") != "error":
-            continue
-        ename, evalue = out.get("ename", "Error"), str(out.get("evalue", ""))
-        m = _CODE.match(evalue)
-        if m and m.group(1) in known:
-            found.append([m.group(1), evalue.strip()])
-        else:
-            found.append(["other", f"{ename}: {first_line(evalue)}".rstrip(": ")])
-    return found
-
-
-_KNOWN: set[str] | None = None
-
-
-def known_codes() -> set[str]:
-    """Every mistake code of the catalogue, read from the ``define("code", ...)`` calls of ``vitkit/grading/*.py``.
-
-    Read from the source, not imported: a grading worker then needs neither torch nor the checks
-    (``tests/test_mistake_report.py`` proves the two agree). Codes of modules already imported are added.
-    """
-    global _KNOWN
-    if _KNOWN is None:
-        codes = set()
-        for path in sorted((Path(__file__).resolve().parents[1] / "grading").glob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text())):
-                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "define" and node.args
-                        and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-                    codes.add(node.args[0].value)
-        _KNOWN = codes
-    grading = sys.modules.get("vitkit.grading")
-    return _KNOWN | set(getattr(grading, "CATALOGUE", ()))
-
-
-def catalogue_codes() -> set[str]:
-    """The codes of the runtime catalogue, with every problem set's checks imported (imports torch)."""
-    import importlib
-
-    from vitkit import grading
-
-    for name in ("ps1", "ps2", "ps3", "ps4", "ps5"):
-        try:
-            importlib.import_module(f"vitkit.grading.{name}")
-        except ImportError:
-            pass
-    return set(grading.CATALOGUE)
 
 
 # ----------------------------------------------------------------------------- the memory limit's baseline
