@@ -122,9 +122,10 @@ def test_hostile_submissions_are_graded_with_their_reason(graded_class):
     assert by["chatty"].status == "graded" and "output capped" in by["chatty"].reason
     assert len(by["chatty"].notebooks["fx"]) < 3 * 2**20  # 200 MB printed, about 1 MB kept
     assert by["notjson"].status == "failed" and "not a notebook" in by["notjson"].reason
-    assert by["patcher"].status == "flagged" and "builtins.AssertionError" in by["patcher"].reason
+    # Flagged, and still graded: what its honest cells earn (add wrong, mean right); the instructor decides.
+    assert by["patcher"].status == "graded" and any("builtins.AssertionError" in f for f in by["patcher"].flags)
     assert by["memory"].mistakes == {"fx": {}}  # MemoryError in its own cell; its answers still pass
-    assert all(r.sandbox.startswith("uid ") for r in results if r.status == "graded"), {r.sandbox for r in results}
+    assert all(r.sandbox.startswith("kernel as uid ") for r in results if r.status == "graded"), {r.sandbox for r in results}
 
 
 def test_nothing_outside_a_submissions_copy_is_written_and_no_process_survives(graded_class):
@@ -166,7 +167,7 @@ def test_report_counts_mistakes_per_question(graded_class):
     count = {(r["question"], r["mistake"]): int(r["students"]) for r in rows}
     graded = [r for r in results if r.status == "graded"]
     assert count[("test_mean", "wrong_shape")] == 1  # partial
-    assert count[("test_add", "not_close")] == 2  # hidden (hidden test), edited (visible test restored)
+    assert count[("test_add", "not_close")] == 3  # hidden (hidden test), edited (visible test restored), patcher (flagged, graded)
     assert count[("test_add", "other: NotImplementedError")] == 1  # blank
     assert all(float(r["share"]) == round(int(r["students"]) / len(graded), 4) for r in rows)
     text = page.read_text()
@@ -175,7 +176,10 @@ def test_report_counts_mistakes_per_question(graded_class):
 
 def test_autograde_again_gives_the_same_grades_and_leaves_submitted_alone(graded_class):
     course, _, results, _, protected = graded_class
-    again = grade.autograde(course, ["fx"], jobs=1, limits=LIMITS, progress=False, students=["partial", "hidden", "patcher"])
+    # Already graded and unchanged: nothing to do without --force.
+    assert grade.autograde(course, ["fx"], jobs=1, limits=LIMITS, progress=False, students=["partial", "hidden"]) == []
+    again = grade.autograde(course, ["fx"], jobs=1, limits=LIMITS, progress=False, students=["partial", "hidden", "patcher"],
+                            force=True)
     first = {r.student: (r.status, r.scores, r.mistakes) for r in results}
     assert {r.student: (r.status, r.scores, r.mistakes) for r in again} == {s: first[s] for s in ("partial", "hidden", "patcher")}
     assert tree_hash(course.submitted) == protected[course.submitted]
@@ -228,6 +232,6 @@ def test_every_problem_set_solution_gets_full_marks_in_the_sandbox(tmp_path):
         assert (r.status, r.reason, r.mistakes) == ("graded", "", {r.ps: {}}), (r.ps, r.reason, r.mistakes, r.log_tail[-2000:])
         assert top > 0 and r.score == top, (r.ps, r.scores)
         if os.geteuid() == 0:
-            assert r.sandbox.startswith("uid "), r.sandbox
+            assert r.sandbox.startswith("kernel as uid "), r.sandbox
     rows = {r["student"]: r for r in csv.DictReader(feedback_mod.export(course, course.reports / "grades.csv").open())}
     assert float(rows["solution"]["total"]) == sum(r.score for r in results)

@@ -6,10 +6,15 @@
     vitkit course feedback [PS]                   feedback/<student>/<ps>/*.html (no hidden tests)
     vitkit course export [--format csv|canvas]    grades.csv for the LMS
     vitkit course report [PS]                     reports/<ps>/index.html: mistakes per question, histograms
-    vitkit course status                          what has been collected, graded, and what failed
+    vitkit course status                          what has been collected, graded, not graded (and why), flagged
+    vitkit course doctor                          can grading work here, and how confined is the students' code
+    vitkit course flags [PS]                      what the static scan flagged, with the lines
+    vitkit course decide STUDENT PS accept|zero   the instructor's verdict on a flagged submission
 
-Modules: ``paths`` (the layout), ``collect``, ``sandbox`` (grading one submission), ``grade``
-(release and the coordinator), ``feedback`` (feedback and export), ``report``, ``check`` (students).
+Modules: ``paths`` (the layout), ``collect``, ``sandbox`` (grading one submission), ``confine`` (the
+kernel's confinement), ``execute`` (nbgrader's execution settings), ``scan`` (the static scan),
+``mistakes`` (named mistakes in outputs), ``doctor``, ``grade`` (release and the coordinator),
+``feedback`` (feedback and export), ``report``, ``check`` (students).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--memory", type=float, default=4.0, metavar="GB", help="memory per submission, on top of what the kernel's libraries map (default 4)")
     p.add_argument("--wall", type=int, default=None, help="seconds for one whole submission (default 3 × timeout + 120)")
     p.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    p.add_argument("--force", action="store_true", help="grade again what is already graded (default: only what is not)")
+    p.add_argument("--skip-doctor", action="store_true", help="do not check the host first (see `vitkit course doctor`)")
     p = sub.add_parser("feedback", help="HTML feedback per student, hidden tests removed")
     p.add_argument("ps", nargs="*")
     p = sub.add_parser("export", help="grades as CSV for an LMS")
@@ -45,7 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("ps", nargs="*")
     p = sub.add_parser("report", help="per-question mistakes and score histograms")
     p.add_argument("ps", nargs="*")
-    sub.add_parser("status", help="submissions collected, graded, failed")
+    sub.add_parser("status", help="submissions collected, graded, not graded, flagged")
+    sub.add_parser("doctor", help="check that grading can work here and how it is confined")
+    p = sub.add_parser("flags", help="submissions the static scan flagged, with the lines that caused it")
+    p.add_argument("ps", nargs="*")
+    p = sub.add_parser("decide", help="accept or zero a flagged submission's grade")
+    p.add_argument("student")
+    p.add_argument("ps")
+    p.add_argument("verdict", choices=["accept", "zero"])
 
 
 def config_timeout(course: Course) -> int:
@@ -97,14 +111,49 @@ def main(args: argparse.Namespace) -> int:
         from vitkit.course.grade import autograde
         from vitkit.course.sandbox import Limits
 
+        from vitkit.course.grade import BatchStopped
+
         limits = Limits(timeout=args.timeout or config_timeout(course), memory_gb=args.memory, wall=args.wall)
-        results = autograde(course, args.ps, jobs=args.jobs, limits=limits, scheduler=args.scheduler, students=args.student,
-                            progress=True)
+        try:
+            results = autograde(course, args.ps, jobs=args.jobs, limits=limits, scheduler=args.scheduler, students=args.student,
+                                progress=True, force=args.force, doctor=not args.skip_doctor)
+        except BatchStopped as err:
+            print(f"vitkit: batch stopped: {err}", file=sys.stderr)
+            return 2
         for r in results:
-            if r.status != "graded" or r.reason:
-                print(f"{r.student}/{r.ps}: {r.status}, {r.score:g} points: {r.reason}")
-        print(f"{len(results)} submissions graded: {sum(r.status == 'graded' for r in results)} ran, "
-              f"{sum(r.status in ('failed', 'flagged') for r in results)} failed or flagged")
+            if r.status == "error":
+                print(f"{r.student}/{r.ps}: NOT GRADED: {r.reason}")
+            elif r.status != "graded" or r.reason or r.flags:
+                flag = f" [flagged: {len(r.flags)} finding(s); `vitkit course flags`]" if r.flags else ""
+                print(f"{r.student}/{r.ps}: {r.status}, {r.score:g} points{flag}: {r.reason}".rstrip(": "))
+        errors = sum(r.status == "error" for r in results)
+        print(f"{len(results)} submissions: {sum(r.status == 'graded' for r in results)} graded, "
+              f"{sum(r.status == 'failed' for r in results)} failed (0 points), {errors} not graded"
+              + (" (run autograde again once fixed)" if errors else ""))
+        return 1 if errors else 0
+    if action == "doctor":
+        from vitkit.course.doctor import run
+
+        return run(course)
+    if action == "flags":
+        from vitkit.course.grade import load_records
+
+        n = 0
+        for ps in course.resolve(args.ps):
+            for student, rec in load_records(course, ps).items():
+                if rec.get("flags"):
+                    n += 1
+                    print(f"{student}/{ps}: {rec.get('decision') or 'UNDECIDED'} ({rec['status']}, "
+                          f"{sum(s for c in rec['scores'].values() for s, _ in c.values()):g} points)")
+                    for f in rec["flags"]:
+                        print(f"    {f}")
+        print(f"{n} flagged submissions" + ("; decide each with `vitkit course decide STUDENT PS accept|zero`" if n else ""))
+        return 0
+    if action == "decide":
+        from vitkit.course.grade import decide
+
+        decide(course, args.student, args.ps, args.verdict)
+        print(f"{args.student}/{args.ps}: {args.verdict}")
         return 0
     if action == "feedback":
         from vitkit.course.feedback import feedback
@@ -116,7 +165,14 @@ def main(args: argparse.Namespace) -> int:
         from vitkit.course.feedback import export
 
         out = args.output or str(course.reports / ("grades.csv" if args.format == "csv" else "canvas.csv"))
-        print(f"grades written to {export(course, out, args.format, args.ps)}")
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            path = export(course, out, args.format, args.ps)
+        for w in caught:
+            print(f"WARNING: {w.message}", file=sys.stderr)
+        print(f"grades written to {path}")
         return 0
     if action == "report":
         from vitkit.course.report import report
@@ -136,10 +192,18 @@ def status(course: Course) -> int:
     for ps in course.problem_sets():
         students = course.students(ps)
         records = load_records(course, ps)
-        bad = {s: r for s, r in records.items() if r["status"] != "graded"}
+        graded = {s: r for s, r in records.items() if r["status"] != "error"}
+        bad = {s: r for s, r in graded.items() if r["status"] != "graded"}
+        errors = {s: r for s, r in records.items() if r["status"] == "error"}
+        flagged = {s: r for s, r in graded.items() if r.get("flags") and not r.get("decision")}
         fb = sum(1 for s in students if (course.feedback / s / ps).is_dir())
-        print(f"{ps}: {len(students)} collected, {len(records)} graded ({len(bad)} failed/flagged/missing), {fb} with feedback, "
-              f"{len([s for s in students if s not in records])} not yet graded")
+        waiting = [s for s in students if s not in records]
+        print(f"{ps}: {len(students)} collected, {len(graded)} graded ({len(bad)} failed/missing, {len(flagged)} flagged "
+              f"undecided), {len(errors)} not graded, {len(waiting)} not yet graded, {fb} with feedback")
         for s, r in sorted(bad.items()):
             print(f"  {s}: {r['status']}: {r['reason']}")
+        for s, r in sorted(errors.items()):
+            print(f"  {s}: not graded: {r['reason']}")
+        for s in sorted(flagged):
+            print(f"  {s}: flagged ({len(flagged[s]['flags'])} finding(s)): `vitkit course flags {ps}`")
     return 0

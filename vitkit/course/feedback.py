@@ -14,6 +14,7 @@ import html
 import io
 import json
 import re
+import warnings
 from pathlib import Path
 
 from vitkit.course.grade import load_records
@@ -100,7 +101,6 @@ def feedback(course: Course, problem_sets: list[str] | None = None) -> list[Path
                 if path.is_file():
                     nb = sanitize(json.loads(path.read_text()), released[name])
                     body, _ = exporter.from_notebook_node(nbformat.from_dict(nb))
-                    body = body.replace("<body", "<body", 1)
                     body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + summary, body, count=1)
                 else:
                     body = f"<!doctype html><html><head><meta charset='utf-8'><title>{ps}</title></head><body>{summary}</body></html>"
@@ -114,21 +114,35 @@ def feedback(course: Course, problem_sets: list[str] | None = None) -> list[Path
 
 
 def grades_table(course: Course, problem_sets: list[str] | None = None) -> tuple[list[str], list[list]]:
-    """Header and rows (student, score per problem set, total) from the gradebook."""
+    """Header and rows (student, score per problem set, total) from the gradebook.
+
+    A submission that is not graded (the grader failed, or autograde has not reached it yet) is blank,
+    never 0, and a warning names it; one that was not submitted is 0.
+    """
     from nbgrader.api import Gradebook, MissingEntry
 
     pss = course.resolve(problem_sets)
-    rows = []
+    records = {ps: load_records(course, ps) for ps in pss}
+    submitted = {ps: set(course.students(ps)) for ps in pss}
+    rows, blank = [], []
     with Gradebook(course.db_url, "vitkit") as gb:
-        for student in sorted(s.id for s in gb.students):
+        for student in sorted({s.id for s in gb.students} | {s for ps in pss for s in submitted[ps]}):
             row = [student]
             for ps in pss:
+                rec = records[ps].get(student)
+                if (rec is None and student in submitted[ps]) or (rec is not None and rec["status"] == "error"):
+                    row.append("")
+                    blank.append(f"{student}/{ps}: " + (rec["reason"] if rec else "not graded yet"))
+                    continue
                 try:
                     row.append(round(gb.find_submission(ps, student).score, 4))
                 except MissingEntry:
                     row.append(0.0)
-            row.append(round(sum(row[1:]), 4))
+            row.append(round(sum(v for v in row[1:] if v != ""), 4))
             rows.append(row)
+    if blank:
+        warnings.warn("not graded, left blank in the export (run `vitkit course autograde` again):\n  " + "\n  ".join(blank),
+                      stacklevel=2)
     return ["student", *pss, "total"], rows
 
 

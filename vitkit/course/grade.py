@@ -8,7 +8,13 @@ gradebook when the course lacks it), sends one :func:`vitkit.course.sandbox.grad
 worker processes, or an existing scheduler), or runs them in-process with ``jobs=1``, and alone
 writes the real gradebook (nbgrader's ``Gradebook`` API), ``autograded/`` and the per-submission
 records that ``feedback`` and ``report`` read. Tasks are submitted with no retries and the
-scheduler allows no re-runs: a task whose worker dies is graded 0 with the reason.
+scheduler allows no re-runs: a task whose worker dies is *not graded* (the grader's failure, never a
+student's 0) and is graded again by the next ``autograde``.
+
+Batches resume: a submission's record is written last, after its gradebook rows, and names the hash
+of the submitted files; ``autograde`` skips every submission whose record holds a grade for the same
+files (``force=True`` grades everything again). When the first submissions of a batch all fail for
+the same reason outside the students' notebooks, the batch stops with that reason.
 
 Fixed costs are paid once per class, here, not once per task: local workers are forked from this
 process (which has imported nbgrader, vitkit and torch already), the memory limit's baseline is
@@ -30,7 +36,8 @@ import warnings
 from pathlib import Path
 
 from vitkit.course.paths import Course
-from vitkit.course.sandbox import GradeResult, Limits, grade_submission, kernel_baseline_gb
+from vitkit.course.confine import kernel_baseline_gb
+from vitkit.course.sandbox import GradeResult, Limits, fingerprint, grade_submission
 
 
 # Seconds spent by the last ``autograde`` call in the coordinator, per phase (``vitkit bench`` and profiling read it).
@@ -210,27 +217,41 @@ def _preload() -> None:
     mistakes.known_codes()
 
 
+class BatchStopped(RuntimeError):
+    """The first submissions of a batch all failed for one reason outside the students' notebooks."""
+
+
+STOP_AFTER = 3  # identical grader failures at the start of a batch that stop it
+
+
 def run_tasks(course: Course, tasks: list[tuple[str, str]], templates: dict[str, bytes], limits: Limits,
               jobs: int = 1, scheduler: str | None = None, progress: bool = True, on_result=None) -> list[GradeResult]:
     """Grade every (student, ps) in ``tasks``; ``on_result(result)`` is called in this process as each finishes.
 
     ``jobs == 1`` and no scheduler: in this process, one after another. Otherwise on Dask: a
     ``LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True)`` or ``Client(scheduler)``.
+    Raises :class:`BatchStopped` when the first ``STOP_AFTER`` results are all the same grader failure
+    (what was graded before is stored; the rest is left for the next run).
     """
     from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), unit="submission", desc="autograde", disable=not progress, file=sys.stderr)
-    failures = 0
+    counts = {"done": 0, "failed": 0, "not graded": 0}
     results = []
 
     def done(result: GradeResult) -> None:
-        nonlocal failures
-        failures += result.status in ("failed", "flagged")
         results.append(result)
         if on_result:
             on_result(result)
+        counts["not graded" if result.status == "error" else "failed" if result.status == "failed" else "done"] += 1
         bar.update(1)
-        bar.set_postfix(left=len(tasks) - len(results), failures=failures, last=f"{result.student}/{result.ps}")
+        bar.set_postfix(counts, left=len(tasks) - len(results))
+        first = results[:STOP_AFTER]
+        if (len(results) == STOP_AFTER <= len(tasks) - 1 and all(r.status == "error" for r in first)
+                and len({_reason_kind(r.reason) for r in first}) == 1):
+            raise BatchStopped(f"the first {STOP_AFTER} submissions were not graded, each for the same reason: "
+                               f"{first[0].reason}. Fix it (`vitkit course doctor` helps) and run autograde again: "
+                               f"it continues with what is not graded yet.")
 
     try:
         if jobs <= 1 and not scheduler:
@@ -241,6 +262,13 @@ def run_tasks(course: Course, tasks: list[tuple[str, str]], templates: dict[str,
     finally:
         bar.close()
     return results
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without the names and numbers that differ between students."""
+    import re
+
+    return re.sub(r"[0-9]+|/\S+", "#", reason)[:200]
 
 
 def _run_on_dask(course, tasks, templates, limits, jobs, scheduler, done) -> None:
@@ -275,8 +303,8 @@ def _run_on_dask(course, tasks, templates, limits, jobs, scheduler, done) -> Non
                 try:
                     result = fut.result()
                 except Exception as err:  # the worker died (KilledWorker) or could not run the task
-                    result = GradeResult(student, ps, "failed",
-                                         f"the grading worker died ({type(err).__name__}: {str(err)[:200]}); not re-run")
+                    result = GradeResult(student, ps, "error",
+                                         f"the grading worker was lost ({type(err).__name__}: {str(err)[:200]})")
                 done(result)
         finally:
             clock = time.perf_counter()
@@ -301,55 +329,121 @@ def load_records(course: Course, ps: str) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_result(course: Course, result: GradeResult) -> None:
-    """Store one task's result: gradebook scores, ``autograded/<student>/<ps>/``, and the record."""
+    """Store one task's result: gradebook scores, ``autograded/<student>/<ps>/``, and last the record.
+
+    A result that holds no grade (``error``: the grader failed) writes no score: its record says why,
+    and the next ``autograde`` grades it again. The record is written last and atomically: an
+    interrupted batch never leaves a record for a submission whose scores are not in the gradebook.
+    """
     from nbgrader.api import Gradebook, MissingEntry
     from nbgrader.utils import parse_utc
 
-    out = course.autograded / result.student / result.ps
-    if out.exists():
-        shutil.rmtree(out)
-    if result.notebooks:
-        out.mkdir(parents=True)
-        for name, data in result.notebooks.items():
-            (out / f"{name}.ipynb").write_bytes(data)
-        if result.timestamp:
-            (out / "timestamp.txt").write_text(result.timestamp)
     rec = record_path(course, result.ps, result.student)
     rec.parent.mkdir(parents=True, exist_ok=True)
-    rec.write_text(json.dumps(result.to_json(), indent=1, sort_keys=True))
-
-    with warnings.catch_warnings(), Gradebook(course.db_url, "vitkit") as gb:
-        warnings.simplefilter("ignore")  # SQLAlchemy's autoflush chatter inside nbgrader's API
-        gb.update_or_create_student(result.student)
-        kwargs = {}
-        if result.timestamp:
-            try:
-                kwargs["timestamp"] = parse_utc(result.timestamp)
-            except Exception:
-                pass
-        gb.update_or_create_submission(result.ps, result.student, **kwargs)
-        for nb in gb.find_assignment(result.ps).notebooks:
-            scores = result.scores.get(nb.name, {}) if result.status == "graded" else {}
-            for cell in nb.grade_cells:
+    if result.graded:
+        out = course.autograded / result.student / result.ps
+        if out.exists():
+            shutil.rmtree(out)
+        if result.notebooks:
+            out.mkdir(parents=True)
+            for name, data in result.notebooks.items():
+                (out / f"{name}.ipynb").write_bytes(data)
+            if result.timestamp:
+                (out / "timestamp.txt").write_text(result.timestamp)
+        with warnings.catch_warnings(), Gradebook(course.db_url, "vitkit") as gb:
+            warnings.simplefilter("ignore")  # SQLAlchemy's autoflush chatter inside nbgrader's API
+            gb.update_or_create_student(result.student)
+            kwargs = {}
+            if result.timestamp:
                 try:
-                    grade = gb.find_grade(cell.name, nb.name, result.ps, result.student)
+                    kwargs["timestamp"] = parse_utc(result.timestamp)
+                except Exception:
+                    pass
+            gb.update_or_create_submission(result.ps, result.student, **kwargs)
+            for nb in gb.find_assignment(result.ps).notebooks:
+                scores = result.scores.get(nb.name, {}) if result.status == "graded" else {}
+                for cell in nb.grade_cells:
+                    try:
+                        grade = gb.find_grade(cell.name, nb.name, result.ps, result.student)
+                    except MissingEntry:
+                        continue
+                    grade.auto_score = scores.get(cell.name, [0.0])[0]
+                    grade.needs_manual_grade = False
+            gb.db.commit()
+    _write_atomic(rec, json.dumps(result.to_json(), indent=1, sort_keys=True))
+
+
+def decide(course: Course, student: str, ps: str, verdict: str) -> None:
+    """The instructor's verdict on a flagged submission: ``accept`` keeps its grade, ``zero`` sets every question to 0."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    rec_path = record_path(course, ps, student)
+    if not rec_path.is_file():
+        raise SystemExit(f"no grading record for {student}/{ps}: run `vitkit course autograde {ps}` first")
+    rec = json.loads(rec_path.read_text())
+    if not rec.get("flags"):
+        raise SystemExit(f"{student}/{ps} was not flagged; nothing to decide")
+    if verdict not in ("accept", "zero"):
+        raise SystemExit(f"unknown verdict {verdict!r}: use accept or zero")
+    scores = rec["scores"] if verdict == "accept" else {nb: {g: [0.0, top] for g, (_, top) in cells.items()}
+                                                        for nb, cells in rec["scores"].items()}
+    with warnings.catch_warnings(), Gradebook(course.db_url, "vitkit") as gb:
+        warnings.simplefilter("ignore")
+        for nb, cells in scores.items():
+            for gid, (score, _) in cells.items():
+                try:
+                    gb.find_grade(gid, nb, ps, student).auto_score = score
                 except MissingEntry:
                     continue
-                grade.auto_score = scores.get(cell.name, [0.0])[0]
-                grade.needs_manual_grade = False
         gb.db.commit()
+    rec["decision"] = "accepted" if verdict == "accept" else "zeroed"
+    _write_atomic(rec_path, json.dumps(rec, indent=1, sort_keys=True))
+
+
+def pending(course: Course, tasks: list[tuple[str, str]], force: bool = False) -> list[tuple[str, str]]:
+    """The (student, ps) of ``tasks`` still to grade: no record, a record without a grade, or changed files."""
+    if force:
+        return list(tasks)
+    records = {ps: load_records(course, ps) for ps in {ps for _, ps in tasks}}
+    out = []
+    for student, ps in tasks:
+        rec = records[ps].get(student)
+        if rec is None or rec.get("status") == "error" or rec.get("fingerprint") != fingerprint(course.submitted / student / ps):
+            out.append((student, ps))
+    return out
 
 
 def autograde(course: Course, problem_sets: list[str] | None = None, jobs: int = 1, limits: Limits | None = None,
-              scheduler: str | None = None, students: list[str] | None = None, progress: bool = True) -> list[GradeResult]:
-    """Grade every submission of the problem sets (all by default) and store the results; returns them."""
+              scheduler: str | None = None, students: list[str] | None = None, progress: bool = True,
+              force: bool = False, doctor: bool = True) -> list[GradeResult]:
+    """Grade the submissions of the problem sets (all by default) not graded yet, store the results, return them.
+
+    ``force``: grade again what is already graded. ``doctor``: check first that grading can work here
+    (:mod:`vitkit.course.doctor`) and refuse with the reason when it cannot.
+    """
     limits = limits or Limits()
     pss = course.resolve(problem_sets)
-    tasks = [(s, ps) for ps in pss for s in course.students(ps) if students is None or s in students]
-    if not tasks:
+    every = [(s, ps) for ps in pss for s in course.students(ps) if students is None or s in students]
+    if not every:
         print(f"nothing to grade: no submissions of {', '.join(pss)} in {course.submitted}", file=sys.stderr)
         return []
+    tasks = pending(course, every, force)
+    if len(tasks) < len(every):
+        print(f"{len(every) - len(tasks)} of {len(every)} submissions already graded (unchanged); "
+              f"grading the other {len(tasks)}{'' if tasks else ''} (--force grades all again)", file=sys.stderr)
+    if not tasks:
+        return []
+    if doctor:
+        from vitkit.course.doctor import require
+
+        require(course, scheduler=scheduler)
     TIMINGS.clear()
     clock = time.perf_counter()
     templates = {}

@@ -54,11 +54,14 @@ def _anonymise(message: str, records: dict[str, dict]) -> str:
 
 
 def problems(course: Course, ps: str, records: dict[str, dict]) -> list[dict]:
-    """Students who did not submit (in the gradebook or roster, no record) or whose notebook could not run."""
+    """Students who did not submit, whose notebook could not run, who were not graded (the grader's failure), or were flagged."""
     from nbgrader.api import Gradebook
 
-    out = [{"student": s, "status": r["status"], "reason": r.get("reason", "")}
+    label = {"error": "not graded", "failed": "failed (0 points)"}
+    out = [{"student": s, "status": label.get(r["status"], r["status"]), "reason": r.get("reason", "")}
            for s, r in sorted(records.items()) if r["status"] != "graded"]
+    out += [{"student": s, "status": f"flagged, {r.get('decision') or 'undecided'}", "reason": "; ".join(r["flags"][:5])}
+            for s, r in sorted(records.items()) if r["status"] == "graded" and r.get("flags")]
     if course.gradebook.is_file():
         with Gradebook(course.db_url, "vitkit") as gb:
             known = sorted(s.id for s in gb.students)
