@@ -115,7 +115,12 @@ def checks(course: Course, scheduler: str | None = None) -> list[Check]:
     else:
         out.append(Check("isolation", "ok", f"{who}: {desc}"))
 
-    report, error, seconds = _probe_kernel(course, level, alloc_gb=0.05, limit_gb=8.0)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:  # the kernel as graded, and one whose memory limit must bite: side by side
+        normal = pool.submit(_probe_kernel, course, level, 0.05, 8.0)
+        limited = pool.submit(_probe_kernel, course, level, 1.0, 0.5)
+        (report, error, seconds), (small, _, _) = normal.result(), limited.result()
     if report is None or "import" in report or report["missing"]:
         why = error if report is None else report.get("import") or f"cannot find {', '.join(report['missing'])}"
         unreachable = [a for a in map(confine.untraversable_ancestor, confine.kernel_paths()) if a]
@@ -139,7 +144,6 @@ def checks(course: Course, scheduler: str | None = None) -> list[Check]:
                              f"chmod o-rwx {course.source} so that students' code cannot read the solutions"))
         else:
             out.append(Check("hidden", "ok", "the kernel sees neither the course, the gradebook nor the grader's copy"))
-    small, _, _ = _probe_kernel(course, level, alloc_gb=1.0, limit_gb=0.5) if report is not None else (None, "", 0)
     if report is not None:
         if small is None:  # a 0.5 GB address space may not even start the interpreter: that is the limit biting too
             out.append(Check("memory limit", "ok", "a kernel limited to 0.5 GB cannot allocate 1 GB"))
@@ -158,7 +162,7 @@ def checks(course: Course, scheduler: str | None = None) -> list[Check]:
     if not os.access(writable, os.W_OK):
         out.append(Check("course", "FAIL", f"cannot write {writable}", "run as the course's owner"))
     else:
-        out.append(Check("course", "ok", f"{course.root} readable, {writable.name} writable"))
+        out.append(Check("course", "ok", f"{course.root} readable, {writable} writable"))
     for where in {tempfile.gettempdir(), course.root}:
         free = shutil.disk_usage(where).free / 2**30
         if free < 1:
