@@ -311,7 +311,7 @@ def hidden_folders(course_root: str, level: str) -> list[str]:
         hide += [a for a in map(untraversable_ancestor, kernel_paths()) if a]
     elif level == "userns" and os.path.isdir(os.path.expanduser("~")):
         hide.append(os.path.realpath(os.path.expanduser("~")))
-    return _outermost(hide)
+    return _outermost(h for h in hide if h != "/")  # a course or home at / cannot be covered: the rest still is
 
 
 # ----------------------------------------------------------------------------- the memory limit's baseline
