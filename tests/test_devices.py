@@ -335,3 +335,25 @@ def test_flops_on_cpu_count_the_fused_attention_kernel():
         explicit = count_flops(model, (3, 32, 32))
     assert fused == explicit
     assert count_flops(model, (3, 32, 32), backward=True) > 3 * fused * 0.99
+
+
+# ----------------------------------------------------------------------------- vitkit doctor
+
+
+def test_doctor_says_what_a_t4_will_use_and_why(monkeypatch, capsys):
+    from vitkit.cli import run
+
+    fake_cuda(monkeypatch, capability=(7, 5), gpus=1)
+    assert run(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "device:     cuda:0" in out and "Fake GPU sm_75" in out
+    assert "precision:  fp16" in out and "7.5" in out and "gradient scaler" in out
+    assert "processes:  1" in out
+
+
+def test_doctor_under_torchrun_with_more_processes_than_gpus(monkeypatch):
+    fake_cuda(monkeypatch, capability=(8, 0), gpus=1)
+    torchrun_env(monkeypatch, world=2, local_rank=1)
+    text = "\n".join(train_module.describe())
+    assert "device:     cpu" in text and "--nproc_per_node 1" in text and "precision:  fp32" in text
+    assert "processes per GPU: none (CPU, gloo)" in text

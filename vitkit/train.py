@@ -596,8 +596,42 @@ def predict(model: nn.Module, data, batch_size: int = 512, probabilities: bool =
 # ----------------------------------------------------------------------------- the CLI: vitkit train / vitkit eval
 
 
+def describe(device="auto", precision: str = "auto", compile: bool = False) -> list[str]:
+    """What ``fit`` will use on this machine, and why: device, precision, compile, processes per GPU (lines of text)."""
+    world, local_rank, local_world = _torchrun()
+    chosen, why_device = _pick_device(device)
+    chosen_precision, why_precision = _pick_precision(precision, chosen)
+    lines = [f"torch {torch.__version__}",
+             f"device:     {chosen}  ({why_device})",
+             f"precision:  {chosen_precision}  ({why_precision})"]
+    if chosen.type == "cuda":
+        lines.append("cuda:       TF32 matrix products and cuDNN autotuning during fit (restored after); CNNs in channels_last")
+    if compile:
+        import importlib.util
+
+        inductor = importlib.util.find_spec("triton") is not None or chosen.type == "cpu"
+        lines.append(f"compile:    torch.compile, batch axis dynamic (one graph for every batch size), validation compiled too"
+                     f"{'' if inductor else '; inductor needs triton on a GPU: pip install triton, or leave --compile off'}")
+    else:
+        lines.append("compile:    off (--compile to turn it on: slower first epoch, faster after on a GPU)")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if world > 1:
+        per_gpu = "none (CPU, gloo)" if chosen.type != "cuda" else "1 (NCCL)"
+        lines.append(f"processes:  {world} under torchrun, {local_world} on this machine (this is local rank {local_rank}); "
+                     f"{gpus} GPU(s) here; processes per GPU: {per_gpu}")
+    else:
+        hint = f"; torchrun --nproc_per_node {gpus} uses them all" if gpus > 1 else ""
+        lines.append(f"processes:  1 (not under torchrun); {gpus} GPU(s) here{hint}")
+    return lines
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``vitkit train`` and ``vitkit eval`` (one parser serves both)."""
+    """Arguments of ``vitkit train``, ``vitkit eval`` and ``vitkit doctor`` (one parser serves all three)."""
+    if parser.prog.split()[-1] == "doctor":
+        parser.add_argument("--device", default="auto")
+        parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+        parser.add_argument("--compile", action="store_true", help="say what --compile would do")
+        return
     if parser.prog.split()[-1] == "eval":
         parser.add_argument("--checkpoint", required=True, help="a file written by vitkit train / fit")
         parser.add_argument("--data", default="mnist5k", help="data set name (default mnist5k)")
@@ -631,6 +665,9 @@ def main(args: argparse.Namespace) -> int:
     """``vitkit train`` (fit a preset, print a per-epoch table, save checkpoint and history) or ``vitkit eval``."""
     from vitkit import create_model
 
+    if args.command == "doctor":
+        print("\n".join(describe(args.device, args.precision, args.compile)))
+        return 0
     if args.command == "eval":
         from vitkit.pretrained import load
 
@@ -640,6 +677,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"{args.checkpoint} on {args.data} {args.split}: loss {metrics['loss']:.4f}, accuracy {metrics['accuracy']:.4f}")
         return 0
     val_size = int(args.val_size) if args.val_size >= 1 else args.val_size
+    _distributed(resolve_device(args.device))  # under torchrun: join first, so that only one process per machine downloads
     data = load_dataset(args.data, root=args.root, download=args.download, seed=args.seed, subset=args.subset, val_size=val_size)
     settings = recipe(args.model)
     for key in ("epochs", "batch_size", "lr", "weight_decay", "warmup", "label_smoothing"):
