@@ -357,3 +357,30 @@ def test_doctor_under_torchrun_with_more_processes_than_gpus(monkeypatch):
     text = "\n".join(train_module.describe())
     assert "device:     cpu" in text and "--nproc_per_node 1" in text and "precision:  fp32" in text
     assert "processes per GPU: none (CPU, gloo)" in text
+
+
+# ----------------------------------------------------------------------------- the tutorial and the probes
+
+
+def test_throughput_timing_waits_for_mps_and_cuda_work(monkeypatch):
+    from vitkit import tutorial
+
+    waited = []
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: waited.append("mps"))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waited.append("cuda"))
+    for device in ("mps", "cuda", "cpu"):
+        tutorial._synchronize(torch.device(device))
+    assert waited == ["mps", "cuda"]
+
+
+def test_robustness_curve_waits_once_per_severity_not_per_batch(monkeypatch, digits):
+    from vitkit.robustness import robustness_curve
+
+    model = tiny_vit().eval()
+    images, labels = digits.test.images[:120], digits.test.labels[:120]
+
+    def probe(images, severity, generator=None):  # damage made on the host, as the real probes do
+        return images + severity
+    few = count_syncs(monkeypatch, lambda: robustness_curve(model, images, labels, probe, [0.0, 0.5], batch_size=120)).count
+    many = count_syncs(monkeypatch, lambda: robustness_curve(model, images, labels, probe, [0.0, 0.5], batch_size=20)).count
+    assert few == many
