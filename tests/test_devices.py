@@ -5,6 +5,7 @@ device standing in for a GPU, a counter of host-device synchronisations, a count
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from vitkit.data import Split, TensorLoader, load_dataset
 from vitkit.train import fit, resolve_device, resolve_precision
 from vitkit.vit import ViT
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(img_size=8, patch_size=2, in_chans=1, num_classes=10, dim=32, depth=2, num_heads=2, mlp_ratio=2.0)
 
 
@@ -384,3 +386,60 @@ def test_robustness_curve_waits_once_per_severity_not_per_batch(monkeypatch, dig
     few = count_syncs(monkeypatch, lambda: robustness_curve(model, images, labels, probe, [0.0, 0.5], batch_size=120)).count
     many = count_syncs(monkeypatch, lambda: robustness_curve(model, images, labels, probe, [0.0, 0.5], batch_size=20)).count
     assert few == many
+
+
+# ----------------------------------------------------------------------------- notebooks on a pretend GPU
+
+
+def test_the_pretend_gpu_catches_a_cpu_tensor_meeting_a_gpu_model(digits):
+    from fake_gpu import HandOffError, fake_gpu, from_fake_gpu, to_fake_gpu
+
+    model = tiny_vit().eval()
+    images = digits.test.images[:4]
+    expected = model(images)
+    with fake_gpu():
+        to_fake_gpu(model)
+        device = next(model.parameters()).device
+        with pytest.raises(HandOffError, match="same device"):
+            model(images)
+        logits = model(images.to(device))
+        with pytest.raises(TypeError, match="numpy"):
+            __import__("numpy").asarray(logits)  # what matplotlib would do with it
+        assert torch.allclose(logits.cpu(), expected, atol=1e-5) and type(logits.cpu()) is torch.Tensor
+        assert train_module.evaluate(model, digits.test)["accuracy"] >= 0  # vitkit's own hand-offs
+    from_fake_gpu(model)
+    assert torch.allclose(model(images), expected, atol=1e-5)
+
+
+# the lectures that train with fit or ask for a device; the others build their models on the CPU and stay there
+ON_DEVICE = ["03_vit_training.ipynb", "04_vit_vs_cnn.ipynb"]
+
+
+def test_lectures_not_run_on_the_pretend_gpu_never_ask_for_a_device():
+    import nbformat
+
+    for path in sorted(ROOT.glob("lectures/0*.ipynb")):
+        if path.name in ON_DEVICE:
+            continue
+        code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        for word in ("fit(", "device", "tutorial.", ".cuda", "resolve_"):
+            assert word not in code, f"{path.name} uses {word!r}: add it to ON_DEVICE so that it runs on the pretend GPU"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ON_DEVICE)
+def test_lecture_hands_data_to_a_gpu_model_and_results_back(name, tmp_path):
+    """The lecture (the tutorial is lecture 4) runs with "auto" meaning a pretend GPU (tests/fake_gpu.py): a CPU
+    tensor meeting a model that fit left on the GPU fails, as it would on CUDA or MPS."""
+    import nbformat
+
+    from tests.nbtools import run_notebook
+
+    path = ROOT / "lectures" / name
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(
+        f"import sys\nsys.path.insert(0, {str(ROOT / 'tests')!r})\nimport fake_gpu\nfake_gpu.install()"))
+    copy = tmp_path / path.name
+    nbformat.write(nb, copy)
+    executed = run_notebook(copy)
+    assert all(o.get("ename") is None for c in executed.cells if c.cell_type == "code" for o in c.outputs)
