@@ -361,6 +361,31 @@ def test_doctor_under_torchrun_with_more_processes_than_gpus(monkeypatch):
     assert "processes per GPU: none (CPU, gloo)" in text
 
 
+class NoFloat64(TorchDispatchMode):
+    """What MPS does with float64, played by the meta device: refuse it (host tensors may hold float64)."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor) and out.dtype == torch.float64 and out.device.type == "meta":
+            raise TypeError(f"{func}: Cannot convert a MPS Tensor to float64 dtype as the MPS framework doesn't support float64")
+        return out
+
+
+def test_attention_analysis_runs_on_a_device_without_float64(monkeypatch):
+    import vitkit.analysis as analysis
+
+    monkeypatch.setattr(analysis, "_NO_FLOAT64", {"meta"})  # meta plays MPS
+    model = tiny_vit().eval()
+    with torch.no_grad():
+        attentions = [a.to("meta") for a in model.attention_maps(torch.randn(2, 1, 8, 8))]
+    with NoFloat64():
+        rollout = analysis.attention_rollout(attentions)
+        distances = analysis.mean_attention_distances(attentions, patch_size=2)
+        similarity = analysis.pos_embed_similarity(model.pos_embed.detach().to("meta"), num_prefix_tokens=1)
+    assert rollout.shape == (2, 17, 17) and distances.shape == (2, 2) and similarity.shape == (16, 16)
+    assert rollout.dtype == distances.dtype == similarity.dtype == torch.float32
+
+
 # ----------------------------------------------------------------------------- the tutorial and the probes
 
 

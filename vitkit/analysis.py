@@ -97,9 +97,12 @@ def attention_map(model, image: torch.Tensor, layer: int = -1) -> torch.Tensor:
 # ----------------------------------------------------------------------------- attention rollout
 
 
+_NO_FLOAT64 = {"mps"}  # device types without float64
+
+
 def _wide(tensor: torch.Tensor) -> torch.Tensor:
     """float64 for sums over many small weights, float32 on Apple's MPS (it has no float64)."""
-    return tensor.float() if tensor.device.type == "mps" else tensor.double()
+    return tensor.float() if tensor.device.type in _NO_FLOAT64 else tensor.double()
 
 
 def attention_rollout(attentions, head_fusion: str = "mean", residual: bool = True) -> torch.Tensor:
