@@ -481,6 +481,8 @@ def default_augment(dataset: Dataset, randaugment: bool = False) -> Augment:
 class TensorLoader:
     """Batches ``(images, labels, real)`` of an in-memory split, kept on ``device``: the fast path.
 
+    A split larger than ``DEVICE_SPLIT_BYTES`` stays in host memory and each batch is sent on its own.
+
     Training (``shuffle=True``) draws the order from a ``DistributedSampler`` (one rank of ``world_size``;
     ``set_epoch`` reshuffles); ``real`` (B,) bool marks the samples that are not the sampler's padding.
     Evaluation gives each rank every ``world_size``-th image, so all ranks together see each image once.

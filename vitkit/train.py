@@ -6,8 +6,9 @@ cosine decay per step, gradient clipping, label smoothing, mixed precision where
 bit-for-bit on CPU), and a :class:`History` of per-epoch losses and accuracies.
 
 Under ``torchrun`` (``WORLD_SIZE`` set) the same call joins the process group (NCCL on CUDA, gloo on
-CPU), wraps the model in DistributedDataParallel, gives each rank its shard of every batch
-(``batch_size`` stays the global batch), sums metrics over ranks and writes files on rank 0 only.
+CPU), wraps the model in DistributedDataParallel, synchronises BatchNorm, seeds each rank's dropout
+on its own, gives each rank its shard of every batch (``batch_size`` stays the global batch), sums
+metrics over ranks and writes files on rank 0 only. ``vitkit doctor`` says what a machine will use.
 """
 
 from __future__ import annotations
