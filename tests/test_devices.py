@@ -279,6 +279,34 @@ def test_rng_states_from_more_gpus_restore_on_fewer(monkeypatch):
     assert restored == [0]
 
 
+def test_fit_resumes_a_checkpoint_saved_with_two_gpus_on_a_machine_with_one(monkeypatch, tmp_path, digits):
+    settings = dict(epochs=2, batch_size=64, max_steps=2, device="cpu", progress=False, checkpoint=tmp_path / "run.pt")
+    fit(tiny_vit(), digits, **{**settings, "epochs": 1})
+    state = torch.load(tmp_path / "run.pt", weights_only=True)
+    state["rng"][0]["cuda"] = [torch.zeros(16, dtype=torch.uint8), torch.ones(16, dtype=torch.uint8)]  # as two GPUs saved it
+    torch.save(state, tmp_path / "run.pt")
+    restored = []
+
+    def set_rng_state(new_state, device="cuda"):
+        index = device if isinstance(device, int) else torch.device(device).index or 0
+        if index >= torch.cuda.device_count():
+            raise RuntimeError(f"CUDA error: invalid device ordinal {index}")
+        restored.append((index, new_state.tolist()))
+
+    real = train_module._set_rng_state
+
+    def on_one_gpu(rng):  # the restore sees a machine with one GPU (training itself stays a CPU run)
+        with monkeypatch.context() as patch:
+            fake_cuda(patch, gpus=1)
+            patch.setattr(torch.cuda, "set_rng_state", set_rng_state)
+            patch.setattr(torch.cuda.random, "set_rng_state", set_rng_state)
+            real(rng)
+
+    monkeypatch.setattr(train_module, "_set_rng_state", on_one_gpu)
+    history = fit(tiny_vit(), digits, **settings, resume=True)
+    assert history.epoch == [1, 2] and restored == [(0, [0] * 16)]
+
+
 def test_resuming_on_more_ranks_than_saved_gives_each_rank_its_own_stream():
     saved = [train_module._rng_state()]
     draws = []
