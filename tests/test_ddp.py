@@ -45,6 +45,13 @@ def _model():
     return ViT(**TINY)
 
 
+def _cnn(**overrides):
+    from vitkit import create_model
+
+    torch.manual_seed(0)
+    return create_model("resnet_mnist", img_size=8, widths=(8, 16), **overrides)
+
+
 def worker(out: str, epochs: int, resume: bool, stall: bool) -> None:
     """One torchrun rank: train, record parameters, sampler shards and figures for the test to check."""
     import torch.distributed as dist
@@ -71,8 +78,20 @@ def worker(out: str, epochs: int, resume: bool, stall: bool) -> None:
         dist.all_gather_object(gathered, index[real].tolist())
         shards[epoch] = gathered
     torch.save(model.state_dict(), out / f"rank{rank}.pt")
+    masks = None
+    if not (resume or stall):
+        # a ResNet with BatchNorm: synchronised statistics make two processes train as one on the global batch
+        cnn = _cnn()
+        fit(cnn, data, **{**SETTINGS, "lr": 3e-3})
+        torch.save(cnn.state_dict(), out / f"cnn{rank}.pt")
+        # dropout: each rank draws its own masks
+        dropped = _cnn(drop_rate=0.5)
+        seen = []
+        dropped.drop.register_forward_hook(lambda m, i, o: seen.append(((o == 0) & (i[0] != 0)).flatten().tolist()))
+        fit(dropped, data, **{**SETTINGS, "epochs": 1}, max_steps=1)
+        masks = seen[0]
     (out / f"rank{rank}.json").write_text(json.dumps({"world": world, "history": history.as_dict(), "shards": shards,
-                                                        "test": evaluate(model, data.test, batch_size=50)}))
+                                                        "test": evaluate(model, data.test, batch_size=50), "masks": masks}))
 
 
 def _torchrun(out: Path, epochs: int, resume: bool = False, stall: bool = False, wait: bool = True):
@@ -120,6 +139,24 @@ def test_two_processes_match_one_process_with_the_same_global_batch(straight):
     # metrics are summed over ranks: every training and validation image counted once, as in one process
     assert record["history"]["val_accuracy"] == pytest.approx(history.val_accuracy, abs=1e-6)
     assert record["history"]["train_loss"] == pytest.approx(history.train_loss, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_a_resnet_with_batchnorm_in_two_processes_matches_one_process_with_the_global_batch(straight):
+    from vitkit.train import fit
+
+    cnn = _cnn()
+    fit(cnn, _data(), **{**SETTINGS, "lr": 3e-3})
+    a, b = _params(straight / "cnn0.pt"), _params(straight / "cnn1.pt")
+    for name, value in cnn.state_dict().items():  # weights and BatchNorm's running statistics
+        assert torch.equal(a[name], b[name]), name
+        assert torch.allclose(value.float(), a[name].float(), atol=1e-4, rtol=0), f"{name}: max difference {(value - a[name]).abs().max():.2e}"
+
+
+@pytest.mark.slow
+def test_each_rank_draws_its_own_dropout_masks(straight):
+    masks = [json.loads((straight / f"rank{rank}.json").read_text())["masks"] for rank in (0, 1)]
+    assert len(masks[0]) == len(masks[1]) > 50 and masks[0] != masks[1]
 
 
 @pytest.mark.slow

@@ -50,6 +50,24 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
+def _cpu_attention_flops() -> dict:
+    """The CPU's fused attention kernels, counted as their GPU counterparts are (torch's table lists only the GPU ones)."""
+    import torch
+    from torch.utils.flop_counter import sdpa_backward_flop, sdpa_flop
+
+    aten = torch.ops.aten
+    if not hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
+        return {}
+    def raw(formula):  # torch's formulas already take tensors (wrapped when registered): FlopCounterMode must not wrap again
+        def counted(*args, **kwargs):
+            return formula(*args, **kwargs)
+        counted._get_raw = True
+        return counted
+
+    return {aten._scaled_dot_product_flash_attention_for_cpu: raw(sdpa_flop),
+            aten._scaled_dot_product_flash_attention_for_cpu_backward: raw(sdpa_backward_flop)}
+
+
 def count_flops(model: nn.Module, input_size, backward: bool = False) -> int:
     """Floating-point operations of one forward pass (plus the backward pass if ``backward``).
 
@@ -69,7 +87,7 @@ def count_flops(model: nn.Module, input_size, backward: bool = False) -> int:
     was_training = model.training
     model.train(backward)
     try:
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False, custom_mapping=_cpu_attention_flops()) as counter:
             if backward:
                 model(x).sum().backward()
             else:

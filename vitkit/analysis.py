@@ -97,6 +97,14 @@ def attention_map(model, image: torch.Tensor, layer: int = -1) -> torch.Tensor:
 # ----------------------------------------------------------------------------- attention rollout
 
 
+_NO_FLOAT64 = {"mps"}  # device types without float64
+
+
+def _wide(tensor: torch.Tensor) -> torch.Tensor:
+    """float64 for sums over many small weights, float32 on Apple's MPS (it has no float64)."""
+    return tensor.float() if tensor.device.type in _NO_FLOAT64 else tensor.double()
+
+
 def attention_rollout(attentions, head_fusion: str = "mean", residual: bool = True) -> torch.Tensor:
     """Attention rollout: how much each token's final representation draws on each input token.
 
@@ -113,7 +121,7 @@ def attention_rollout(attentions, head_fusion: str = "mean", residual: bool = Tr
     for weights in attentions:
         if weights.dim() != 4:
             raise ValueError(f"each layer's attention must have shape (B, H, T, T), got {tuple(weights.shape)}")
-        a = fuse[head_fusion](weights.double())  # (B, T, T)
+        a = fuse[head_fusion](_wide(weights))  # (B, T, T)
         if residual:
             a = 0.5 * a + 0.5 * torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
         a = a / a.sum(dim=-1, keepdim=True)
@@ -149,10 +157,10 @@ def mean_attention_distance(weights: torch.Tensor, patch_size: int = 1, num_pref
     """
     if weights.dim() != 4:
         raise ValueError(f"attention weights must have shape (B, H, T, T), got {tuple(weights.shape)}")
-    patches = weights[:, :, num_prefix_tokens:, num_prefix_tokens:].double()  # (B, H, N, N)
+    patches = _wide(weights[:, :, num_prefix_tokens:, num_prefix_tokens:])  # (B, H, N, N)
     side = _grid_side(patches.shape[-1])
     patches = patches / patches.sum(-1, keepdim=True).clamp_min(1e-12)
-    distances = patch_distances(side, patch_size).to(patches.device)  # (N, N)
+    distances = patch_distances(side, patch_size).to(patches.device, patches.dtype)  # (N, N)
     return (patches * distances).sum(-1).mean(dim=(0, 2)).to(weights.dtype)  # (H,)
 
 
@@ -177,7 +185,7 @@ def pos_embed_similarity(pos_embed: torch.Tensor, num_prefix_tokens: int = 0) ->
         emb = emb[0]
     if emb.dim() != 2:
         raise ValueError(f"pos_embed must be (N, D) or (1, N, D), got {tuple(pos_embed.shape)}")
-    emb = F.normalize(emb[num_prefix_tokens:].double(), dim=-1)
+    emb = F.normalize(_wide(emb[num_prefix_tokens:]), dim=-1)
     return (emb @ emb.T).to(pos_embed.dtype)
 
 

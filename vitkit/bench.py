@@ -162,7 +162,7 @@ def _cli_images_per_s(nproc: int, threads: int, steps: int, out: str) -> float:
     from pathlib import Path
 
     args = ["train", "--model", "vit_mnist", "--data", "mnist5k", "--epochs", "2", "--max-steps", str(steps), "--val-size", "0",
-            "--batch-size", "128", "--no-progress", "--out", out]
+            "--batch-size", "128", "--no-progress", "--out", out, "--device", "cpu"]  # CPU scaling, on a GPU machine too
     if nproc == 1:
         cmd = [sys.executable, "-m", "vitkit.cli", *args]
     else:

@@ -126,7 +126,10 @@ class Dataset:
 
 
 def _stats(mean, std, like: torch.Tensor):
+    """mean and std (tuples, or tensors already made) as (C, 1, 1) tensors of ``like``'s dtype and device."""
     shape = (-1, 1, 1)
+    if isinstance(mean, torch.Tensor):  # made once per loader: no small host-to-device copy per batch
+        return mean.to(like.device, like.dtype).view(shape), std.to(like.device, like.dtype).view(shape)
     return (torch.tensor(mean, dtype=like.dtype, device=like.device).view(shape),
             torch.tensor(std, dtype=like.dtype, device=like.device).view(shape))
 
@@ -249,6 +252,35 @@ def _need_root(name: str, root) -> Path:
     return Path(root).expanduser()
 
 
+def _download_once(download, root: Path) -> None:
+    """Run ``download`` in one process per machine: under torchrun the local rank 0 fetches while the others wait.
+
+    With the process group up (``vitkit train`` joins it before loading data) the others wait at a barrier;
+    without it, at a lock file in ``root``, and then find the files there and fetch nothing.
+    """
+    import os
+
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", 1)) <= 1:
+        download()
+        return
+    if dist.is_available() and dist.is_initialized():
+        if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+            download()
+        dist.barrier()
+        return
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock; torchvision checks the files before fetching them
+        download()
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".vitkit-download.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first process downloads; the next ones find the files verified
+        download()
+
+
 def _idx_dataset(name: str, root, download: bool):
     import torchvision
 
@@ -256,7 +288,7 @@ def _idx_dataset(name: str, root, download: bool):
     cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
     raw = root / cls.__name__ / "raw"
     if download:
-        cls(str(root), train=True, download=True)
+        _download_once(lambda: cls(str(root), train=True, download=True), root)
     missing = [f for f in _IDX_FILES if not (raw / f).is_file() and not (raw / f"{f}.gz").is_file()]
     if missing:
         raise FileNotFoundError(f"{name}: missing {', '.join(missing)} in {raw}; put torchvision's {cls.__name__} idx files there "
@@ -282,7 +314,7 @@ def _cifar(name: str, root, download: bool):
     cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
     folder = root / cls.base_folder
     if download:
-        cls(str(root), train=True, download=True)
+        _download_once(lambda: cls(str(root), train=True, download=True), root)
     files = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
     missing = [f for f in files if not (folder / f).is_file()]
     if missing:
@@ -305,6 +337,10 @@ def _cifar(name: str, root, download: bool):
 
 
 # ----------------------------------------------------------------------------- image folders
+
+
+IN_MEMORY_BYTES = 2 << 30  # image folders up to this size (float32) are loaded into memory; larger ones stay on disk
+DEVICE_SPLIT_BYTES = 1 << 30  # in-memory splits up to this size are copied whole to a GPU; larger ones go batch by batch
 
 
 def _imagefolder(path: str, seed: int, subset, fraction, val_size, image_size, in_memory) -> Dataset:
@@ -349,8 +385,9 @@ def _imagefolder(path: str, seed: int, subset, fraction, val_size, image_size, i
     split_samples = {"train": [samples["pool"][i] for i in train_idx], "val": val_samples, "test": samples["test"]}
     to_tensor = v2.Compose([v2.ToImage(), v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size), v2.ToDtype(torch.float32, scale=True)])
     total = sum(len(v) for v in split_samples.values())
-    in_memory = total <= 20_000 if in_memory is None else in_memory
     in_chans = 1 if mode == "L" else 3
+    # by size, not count: 20,000 images of 224×224 are 12 GB of float32, too much for host memory and GPUs alike
+    in_memory = total * in_chans * image_size ** 2 * 4 <= IN_MEMORY_BYTES if in_memory is None else in_memory
     # statistics of (up to 2,000 of) the training images
     probe = split_samples["train"][:: max(1, len(split_samples["train"]) // 2000)]
     pixels = torch.stack([to_tensor(Image.open(p).convert(mode)) for p, _ in probe])  # (n, C, S, S)
@@ -444,6 +481,8 @@ def default_augment(dataset: Dataset, randaugment: bool = False) -> Augment:
 class TensorLoader:
     """Batches ``(images, labels, real)`` of an in-memory split, kept on ``device``: the fast path.
 
+    A split larger than ``DEVICE_SPLIT_BYTES`` stays in host memory and each batch is sent on its own.
+
     Training (``shuffle=True``) draws the order from a ``DistributedSampler`` (one rank of ``world_size``;
     ``set_epoch`` reshuffles); ``real`` (B,) bool marks the samples that are not the sampler's padding.
     Evaluation gives each rank every ``world_size``-th image, so all ranks together see each image once.
@@ -451,7 +490,14 @@ class TensorLoader:
 
     def __init__(self, split: Split, batch_size: int, shuffle: bool = False, augment: Augment | None = None, mean=None, std=None,
                  device="cpu", seed: int = 0, rank: int = 0, world_size: int = 1):
-        self.images, self.labels = split.images.to(device), split.labels.to(device)
+        device = torch.device(device)
+        # a split larger than DEVICE_SPLIT_BYTES stays in host memory (every GPU of a node would hold a copy):
+        # each batch is gathered there and sent on its own
+        self.on_device = device.type == "cpu" or split.images.nbytes <= DEVICE_SPLIT_BYTES
+        self.images = split.images.to(device) if self.on_device else split.images
+        self.labels = split.labels.to(device)
+        if mean is not None:  # once, on the device: the augmentation needs them every batch
+            mean, std = _stats(mean, std, torch.empty(0, device=device))
         self.batch_size, self.shuffle, self.augment, self.mean, self.std = batch_size, shuffle, augment, mean, std
         self.device, self.seed, self.rank, self.world_size, self.epoch = torch.device(device), seed, rank, world_size, 0
         self.sampler = DistributedSampler(split, num_replicas=world_size, rank=rank, shuffle=True, seed=seed) if shuffle else None
@@ -476,14 +522,20 @@ class TensorLoader:
         return math.ceil(n / self.batch_size)
 
     def __iter__(self):
-        index, real = self.indices()
-        index, real = index.to(self.device), real.to(self.device)
+        host_index, real = self.indices()
+        index, real = host_index.to(self.device), real.to(self.device)
         generator = None
         if self.augment is not None:
             generator = torch.Generator(self.device).manual_seed(1_000_003 * self.seed + 1_009 * self.epoch + self.rank)
         for start in range(0, len(index), self.batch_size):
             batch = index[start:start + self.batch_size]
-            images = self.images[batch]
+            if self.on_device:
+                images = self.images[batch]
+            else:
+                images = self.images[host_index[start:start + self.batch_size]]
+                if self.device.type == "cuda":
+                    images = images.pin_memory()  # then the copy runs alongside the GPU's work
+                images = images.to(self.device, non_blocking=True)
             if self.augment is not None:
                 images = self.augment(images, self.mean, self.std, generator)
             yield images, self.labels[batch], real[start:start + self.batch_size]
@@ -505,11 +557,12 @@ class _DataLoaderAdapter:
     def __iter__(self):
         seen = 0
         for images, labels in self.loader:
-            position = self.rank + self.world_size * (seen + torch.arange(len(labels)))
+            # made on the device (no small host tensor copied per batch)
+            position = self.rank + self.world_size * (seen + torch.arange(len(labels), device=self.device))
             seen += len(labels)
-            real = position < self.n if isinstance(self.sampler, DistributedSampler) else torch.ones(len(labels), dtype=torch.bool)
+            real = position < self.n if isinstance(self.sampler, DistributedSampler) else torch.ones(len(labels), dtype=torch.bool, device=self.device)
             nb = self.device.type == "cuda"
-            yield images.to(self.device, non_blocking=nb), labels.to(self.device, non_blocking=nb), real.to(self.device)
+            yield images.to(self.device, non_blocking=nb), labels.to(self.device, non_blocking=nb), real
 
 
 def make_loader(split, batch_size: int, train: bool = False, augment: Augment | None = None, mean=None, std=None, device="cpu",

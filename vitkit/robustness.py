@@ -112,17 +112,18 @@ def robustness_curve(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     if len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"robustness_curve needs as many labels as images (and some images), got {len(images)} images and {len(labels)} labels")
     device = next(model.parameters()).device
+    on_device = labels.to(device)
     was_training = model.training
     model.eval()
     accuracies = []
     try:
         for i, severity in enumerate(severities):
             generator = torch.Generator().manual_seed(seed * 1_000 + i)
-            correct = 0
+            correct = torch.zeros((), dtype=torch.long, device=device)  # counted on the device: one wait per severity
             for start in range(0, len(images), batch_size):
                 damaged = probe(images[start:start + batch_size], severity, generator=generator, **probe_kwargs)
-                correct += (model(damaged.to(device)).argmax(1).cpu() == labels[start:start + batch_size]).sum().item()
-            accuracies.append(correct / len(images))
+                correct += (model(damaged.to(device)).argmax(1) == on_device[start:start + batch_size]).sum()
+            accuracies.append(correct.item() / len(images))
     finally:
         model.train(was_training)
     return accuracies

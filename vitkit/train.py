@@ -6,8 +6,9 @@ cosine decay per step, gradient clipping, label smoothing, mixed precision where
 bit-for-bit on CPU), and a :class:`History` of per-epoch losses and accuracies.
 
 Under ``torchrun`` (``WORLD_SIZE`` set) the same call joins the process group (NCCL on CUDA, gloo on
-CPU), wraps the model in DistributedDataParallel, gives each rank its shard of every batch
-(``batch_size`` stays the global batch), sums metrics over ranks and writes files on rank 0 only.
+CPU), wraps the model in DistributedDataParallel, synchronises BatchNorm, seeds each rank's dropout
+on its own, gives each rank its shard of every batch (``batch_size`` stays the global batch), sums
+metrics over ranks and writes files on rank 0 only. ``vitkit doctor`` says what a machine will use.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import os
 import random
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -111,26 +112,86 @@ class History:
 # ----------------------------------------------------------------------------- devices, precision, processes
 
 
-def resolve_device(device="auto") -> torch.device:
-    """"auto" -> cuda (this rank's GPU under torchrun), then mps, then cpu; anything else as given."""
+def _torchrun() -> tuple[int, int, int]:
+    """(world size, local rank, processes on this machine) as torchrun sets them; (1, 0, 1) outside torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    return world, local_rank, int(os.environ.get("LOCAL_WORLD_SIZE", world))
+
+
+def _pick_device(device="auto") -> tuple[torch.device, str]:
+    """The device ``device`` stands for and why (a sentence for ``vitkit doctor``)."""
+    world, local_rank, local_world = _torchrun()
     if str(device) != "auto":
-        return torch.device(device)
+        chosen = torch.device(device)
+        if world > 1 and chosen.type == "mps":
+            raise ValueError(f"device={str(device)!r} under torchrun: gloo, the only backend on a Mac, cannot carry MPS tensors; "
+                             "use device='cpu' (or train in one process on MPS)")
+        if world > 1 and chosen.type == "cuda":
+            gpus = torch.cuda.device_count()
+            if local_world > gpus:
+                raise ValueError(f"device={str(device)!r} under torchrun with {local_world} processes on a machine with {gpus} GPU(s): "
+                                 f"NCCL needs one GPU per process; use --nproc_per_node {gpus} (or device='cpu' / 'auto')")
+            if chosen.index is None:
+                chosen = torch.device("cuda", local_rank)
+        return chosen, f"asked for {chosen}"
     if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+        gpus = torch.cuda.device_count()
+        if world > 1 and local_world > gpus:
+            # NCCL refuses two ranks on one GPU; every rank sees the same counts, so all of them fall back together
+            return torch.device("cpu"), (f"torchrun started {local_world} processes on this machine but it has {gpus} GPU(s): "
+                                         f"all processes train on the CPU with gloo (use --nproc_per_node {gpus} for the GPUs)")
+        index = local_rank if world > 1 else 0
+        name = torch.cuda.get_device_name(index)
+        return torch.device("cuda", index), f"CUDA is available ({gpus} GPU(s), this process uses GPU {index}: {name})"
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if mps and world > 1:
+        return torch.device("cpu"), "Apple's MPS is available, but torchrun's gloo backend cannot carry MPS tensors: CPU"
+    if mps:
+        return torch.device("mps"), "no CUDA; Apple's MPS is available"
+    return torch.device("cpu"), "no CUDA or MPS device"
+
+
+def resolve_device(device="auto") -> torch.device:
+    """"auto" -> cuda (this rank's GPU under torchrun), then mps, then cpu; anything else as given.
+
+    Under torchrun: more processes than GPUs -> every process on the CPU (gloo); never MPS (gloo cannot carry it).
+    """
+    return _pick_device(device)[0]
+
+
+# CUDA compute capability from which bf16 runs natively (Ampere); before it cuDNN has no bf16 convolutions and
+# matrix products emulate it, so fp16 with a gradient scaler is the fast choice from Volta (7.0) and P100 (6.0) on;
+# consumer Pascal (6.1, GTX 10xx) runs fp16 at a small fraction of its fp32 rate.
+_BF16_FROM = (8, 0)
+_FP16_CAPABILITIES = lambda cc: cc >= (7, 0) or cc == (6, 0)  # noqa: E731
+
+
+def _pick_precision(precision: str, device: torch.device) -> tuple[str, str]:
+    """The precision ``precision`` stands for on ``device`` and why."""
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}")
+    if precision != "auto":
+        return precision, f"asked for {precision}"
+    device = torch.device(device)
+    if device.type == "cuda":
+        # by compute capability, not torch.cuda.is_bf16_supported(): that is True on a T4 or V100, where bf16 is emulated
+        cc = tuple(torch.cuda.get_device_capability(device))
+        if cc >= _BF16_FROM:
+            return "bf16", f"compute capability {cc[0]}.{cc[1]} (Ampere or newer) runs bf16 natively"
+        if _FP16_CAPABILITIES(cc):
+            return "fp16", f"compute capability {cc[0]}.{cc[1]} has no native bf16: fp16 with a gradient scaler"
+        return "fp32", f"compute capability {cc[0]}.{cc[1]} runs fp16 slowly and bf16 not at all"
+    if device.type == "mps":
+        return "fp32", "MPS: fp32 (the kit does not use autocast on MPS unless asked: precision='fp16')"
+    return "fp32", "CPU: fp32"
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """"auto" -> "bf16" on CUDA that supports it, "fp16" (with a gradient scaler) on older CUDA, else "fp32"."""
-    if precision == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "fp32"
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}")
-    return precision
+    """"auto" -> "bf16" on CUDA of compute capability 8.0+ (Ampere), "fp16" (with a gradient scaler) on older CUDA
+    (Volta, Turing, P100), else "fp32"; an explicit "fp32", "bf16" or "fp16" is kept.
+    """
+    return _pick_precision(precision, device)[0]
 
 
 def _autocast(device: torch.device, precision: str):
@@ -178,7 +239,86 @@ def _set_rng_state(state: dict) -> None:
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
     random.setstate((3, tuple(state["python"][0]), state["python"][1]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # a machine with fewer GPUs than the one that saved: restore the GPUs this one has (each rank uses one)
+        for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
+
+
+def _restore_rngs(rngs: list, rank: int, world_size: int, seed: int, epoch: int) -> None:
+    """Each rank continues its own random streams; ranks the saving run did not have get fresh streams of their own."""
+    if rank < len(rngs):
+        _set_rng_state(rngs[rank])
+    else:
+        _set_rng_state(rngs[0])  # numpy and Python as rank 0; torch (dropout, drop-path) distinct per rank
+        torch.manual_seed(_rank_seed(seed, rank) + 7_919 * epoch)
+
+
+def _rank_seed(seed: int, rank: int) -> int:
+    """The seed of dropout and stochastic depth on ``rank``: distinct masks on every rank, rank 0 as one process."""
+    return seed + 1_000_003 * rank
+
+
+def _sync_batchnorm(model: nn.Module, device: torch.device):
+    """Under DDP, BatchNorm layers normalise with the statistics of the global batch, as one process would.
+
+    Swaps each BatchNorm for a synchronised one sharing its parameters and running buffers (torch's SyncBatchNorm
+    on CUDA; on the CPU, where torch's needs a GPU, :class:`_GlooSyncBatchNorm`); returns a function that puts
+    the originals back, so the caller's model leaves ``fit`` with the classes it came with.
+    """
+    swapped = []
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, (nn.SyncBatchNorm, _GlooSyncBatchNorm)):
+                sync = (nn.SyncBatchNorm if device.type == "cuda" else _GlooSyncBatchNorm)(
+                    child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats).to(device)
+                if child.affine:
+                    sync.weight, sync.bias = child.weight, child.bias  # the same Parameters: the optimizer's
+                sync.running_mean, sync.running_var, sync.num_batches_tracked = child.running_mean, child.running_var, child.num_batches_tracked
+                sync.train(child.training)
+                setattr(parent, name, sync)
+                swapped.append((parent, name, child))
+
+    def restore():
+        for parent, name, child in swapped:
+            child.train(getattr(parent, name).training)
+            setattr(parent, name, child)
+    return restore
+
+
+class _GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm over the global batch of all ranks, for CPU processes (gloo); (B, C, ...) -> (B, C, ...).
+
+    Two autograd-aware all-reduces per layer: the per-channel sums and counts give the global mean, then the
+    squared deviations from it give the global (biased) variance, exactly as one process computes them.
+    """
+
+    def _check_input_dim(self, input):
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2-D input (B, C, ...), got {tuple(input.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        dims = [0] + list(range(2, x.dim()))  # every axis but the channels
+        local = torch.cat([x.sum(dims), x.new_full((1,), x.numel() // x.shape[1])])  # (C + 1,): sums, count
+        total = all_reduce(local)
+        count = total[-1]
+        mean = total[:-1] / count  # (C,)
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        centred = x - mean.view(shape)
+        var = all_reduce(centred.pow(2).sum(dims)) / count  # (C,), biased, as BatchNorm normalises
+        out = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean.detach(), factor)
+                self.running_var.lerp_(var.detach() * count / (count - 1), factor)  # unbiased, as BatchNorm keeps it
+        return out
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -212,8 +352,36 @@ def _splits(data) -> tuple:
 # ----------------------------------------------------------------------------- fit
 
 
+@contextmanager
+def _device_tuning(model: nn.Module, device: torch.device):
+    """For the length of a ``fit`` on CUDA: TF32 matrix products and convolutions, cuDNN's autotuner, and a CNN in
+    ``channels_last`` (the layout tensor cores read); the process's TF32 and autotuner settings are restored after.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True  # fixed image sizes: pick the fastest convolution once per shape
+    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        model.to(memory_format=torch.channels_last)  # convolutions then run NHWC without layout transposes
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = saved
+
+
+def _compiler(compile):
+    """``compile`` (False, True for inductor, or a torch.compile backend name or callable) -> a function wrapping a module, or None."""
+    if compile is False or compile is None:
+        return None
+    backend = "inductor" if compile is True else compile
+    return lambda module: torch.compile(module, backend=backend)
+
+
 def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.05,
-        warmup: float = 1, label_smoothing: float = 0.0, device="auto", precision: str = "auto", compile: bool = False,
+        warmup: float = 1, label_smoothing: float = 0.0, device="auto", precision: str = "auto", compile=False,
         checkpoint=None, resume: bool = False, seed: int = 0, progress: bool = True, augment=True, clip_grad: float | None = 1.0,
         max_steps: int | None = None, num_workers: int | None = None, log=None) -> History:
     """Train ``model`` in place on ``data`` (a Dataset: train + validation; or a Split) and return its History.
@@ -221,17 +389,15 @@ def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: flo
     batch_size is the global batch (split over torchrun ranks); warmup is in epochs (may be fractional);
     augment: True (the data set's default shifts/flips), False, "randaugment", or an ``Augment``.
     checkpoint: a file written after every epoch; resume=True continues from it. max_steps caps the steps per epoch.
+    compile: True (torch.compile with inductor) or a backend name; the batch axis is compiled as dynamic, so the
+    last, smaller batch reuses the graph, and validation runs compiled too.
+    The model stays on ``device`` afterwards: move inputs with ``x.to(next(model.parameters()).device)``.
     """
     device = resolve_device(device)
-    if device.type == "cuda" and device.index is None:  # "cuda" under torchrun: this rank's GPU
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     precision = resolve_precision(precision, device)
     rank, world_size = _distributed(device)
     if batch_size % world_size:
         raise ValueError(f"batch_size {batch_size} is not divisible by the {world_size} processes; use a multiple of {world_size}")
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
     train, val, mean, std = _splits(data)
     if augment is True:
         augment = default_augment(data) if isinstance(data, Dataset) else None
@@ -244,11 +410,29 @@ def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: flo
     train_loader = make_loader(train, batch_size // world_size, train=True, augment=augment, mean=mean, std=std, device=device,
                                seed=seed, rank=rank, world_size=world_size, num_workers=num_workers,
                                image_size=data.image_size if isinstance(data, Dataset) else None)
+    # made once: an in-memory validation split goes to the device once, not every epoch
+    val_loader = make_loader(val, max(256, batch_size), device=device, rank=rank, world_size=world_size,
+                             num_workers=num_workers) if val is not None else None
     steps_per_epoch = len(train_loader) if max_steps is None else min(max_steps, len(train_loader))
 
-    torch.manual_seed(seed)  # dropout and stochastic depth
+    torch.manual_seed(_rank_seed(seed, rank))  # dropout and stochastic depth: each rank draws its own masks
     model.to(device)
-    # fused: one kernel for the whole update, on CPU as on CUDA (a few % of a small model's step)
+    with _device_tuning(model, device):
+        restore_batchnorm = _sync_batchnorm(model, device) if world_size > 1 else (lambda: None)
+        try:
+            return _fit_loop(model, train_loader, val_loader, steps_per_epoch, epochs=epochs, batch_size=batch_size, lr=lr,
+                             weight_decay=weight_decay, warmup=warmup, label_smoothing=label_smoothing, device=device,
+                             precision=precision, compile=compile, checkpoint=checkpoint, resume=resume, seed=seed,
+                             progress=progress, clip_grad=clip_grad, log=log, rank=rank, world_size=world_size)
+        finally:
+            restore_batchnorm()
+
+
+def _fit_loop(model, train_loader, val_loader, steps_per_epoch, *, epochs, batch_size, lr, weight_decay, warmup, label_smoothing,
+              device, precision, compile, checkpoint, resume, seed, progress, clip_grad, log, rank, world_size) -> History:
+    """fit's epochs, once the data, the device and the processes are settled."""
+    # fused: one kernel for the whole update, on CPU as on CUDA (a few % of a small model's step); with fp16 the
+    # fused step also reads the gradient scaler's inf check on the device (no wait for the GPU each step)
     optimizer = torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.999), fused=device.type in ("cpu", "cuda"))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(round(warmup * steps_per_epoch), epochs * steps_per_epoch))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
@@ -264,16 +448,18 @@ def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: flo
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         history, start_epoch = History.from_dict(state["history"]), state["epoch"]
-        rngs = state["rng"]
-        _set_rng_state(rngs[rank] if len(rngs) == world_size else rngs[0])
+        _restore_rngs(state["rng"], rank, world_size, seed, start_epoch)
 
     trained = model
     if world_size > 1:
         # gradient_as_bucket_view: gradients live in the all-reduce buckets (no copy in and out each step)
         trained = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                                       gradient_as_bucket_view=True)
-    if compile:
-        trained = torch.compile(trained)  # after DDP, as DDP's docs ask
+    compiler = _compiler(compile)
+    scored = model
+    if compiler is not None:
+        trained = compiler(trained)  # after DDP, as DDP's docs ask
+        scored = compiler(model)  # validation: the bare model (no DDP hooks), compiled too
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     show = progress and rank == 0
     if show:
@@ -282,17 +468,19 @@ def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: flo
         started = time.perf_counter()
         trained.train()
         train_loader.set_epoch(epoch)
-        totals = torch.zeros(3, device=device)  # loss sum, correct, count (real samples only)
+        # Everything a step reports stays on the device: the CPU queues the next step while the GPU works. The
+        # figures (and the divergence check) are read once per epoch.
+        totals = torch.zeros(4, device=device)  # loss sum, correct, count (real samples only), steps with a non-finite loss
+        first_bad = torch.zeros(2, device=device)  # (step + 1, loss) of the first non-finite loss; step 0 = none
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", leave=False, file=sys.stdout) if show else None
         for step, (images, labels, real) in enumerate(train_loader):
             if step >= steps_per_epoch:
                 break
+            if compiler is not None:
+                torch._dynamo.mark_dynamic(images, 0)  # one graph for every batch size: the last batch is smaller
             with _autocast(device, precision):
                 logits = trained(images)
                 loss = loss_fn(logits.float(), labels)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: training diverged; "
-                                         f"try a lower learning rate than lr={lr:g} (or precision='fp32')")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if clip_grad:
@@ -302,16 +490,24 @@ def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: flo
             scaler.update()
             scheduler.step()
             with torch.no_grad():
+                bad = ~torch.isfinite(loss.detach())
+                first_bad = torch.where(bad & (first_bad[0] == 0), torch.stack([torch.full_like(loss, step + 1), loss.detach()]), first_bad)
                 per_sample = F.cross_entropy(logits.float(), labels, reduction="none")
-                totals += torch.stack([(per_sample * real).sum(), ((logits.argmax(1) == labels) & real).sum(), real.sum()])
+                totals += torch.stack([(per_sample * real).sum(), ((logits.argmax(1) == labels) & real).sum(), real.sum(), bad.float()])
             if bar is not None:
                 bar.update()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+        totals = _all_sum(totals, world_size).tolist()  # the epoch's one wait for the device
+        if totals[3]:
+            step, value = first_bad.tolist()
+            where = f"step {int(step)}" if step else "a step on another process"
+            raise FloatingPointError(f"the loss became {value if step else 'non-finite'} at epoch {epoch + 1}, {where}: training diverged; "
+                                     f"try a lower learning rate than lr={lr:g} (or precision='fp32')")
         if bar is not None:
+            bar.set_postfix(loss=f"{totals[0] / max(1, totals[2]):.3f}")
             bar.close()
-        totals = _all_sum(totals, world_size).tolist()
         train_seconds = time.perf_counter() - started
-        metrics = evaluate(model, val, batch_size=max(256, batch_size), device=device, precision=precision) if val is not None else {"loss": math.nan, "accuracy": math.nan}
+        metrics = _score(scored, val_loader, device, precision, world_size, dynamic=compiler is not None) if val_loader is not None \
+            else {"loss": math.nan, "accuracy": math.nan}
         history.append(epoch=epoch + 1, train_loss=totals[0] / max(1, totals[2]), train_accuracy=totals[1] / max(1, totals[2]),
                        val_loss=metrics["loss"], val_accuracy=metrics["accuracy"], lr=optimizer.param_groups[0]["lr"],
                        seconds=time.perf_counter() - started, images_per_s=totals[2] / train_seconds)
@@ -346,19 +542,28 @@ def evaluate(model: nn.Module, data, batch_size: int = 512, device=None, precisi
     model = _unwrap(model)  # no DDP hooks: ranks may hold different numbers of batches
     device = next(model.parameters()).device if device is None else torch.device(device)
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    return _score(model, make_loader(split, batch_size, device=device, rank=rank, world_size=world_size), device, precision, world_size)
+
+
+@torch.no_grad()
+def _score(model: nn.Module, loader, device: torch.device, precision: str, world_size: int, dynamic: bool = False) -> dict:
+    """{"loss", "accuracy"} over a loader's batches, summed over ranks; one wait for the device, at the end."""
     was_training = model.training
     model.eval()
     dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
-    totals = torch.zeros(3, dtype=dtype, device=device)  # loss sum, correct, count
+    totals = torch.zeros(2, dtype=dtype, device=device)  # loss sum, correct
+    count = 0  # counted on the host: no small tensor sent to the device per batch
     try:
-        for images, labels, _ in make_loader(split, batch_size, device=device, rank=rank, world_size=world_size):
+        for images, labels, _ in loader:
+            if dynamic:
+                torch._dynamo.mark_dynamic(images, 0)  # the last batch is smaller: no second graph
             with _autocast(device, precision):
                 logits = model(images).float()
-            totals += torch.stack([F.cross_entropy(logits, labels, reduction="sum"), (logits.argmax(1) == labels).sum(),
-                                   torch.tensor(len(labels), device=device)]).to(dtype)
+            totals += torch.stack([F.cross_entropy(logits, labels, reduction="sum"), (logits.argmax(1) == labels).sum()]).to(dtype)
+            count += len(labels)
     finally:
         model.train(was_training)
-    loss, correct, count = _all_sum(totals, world_size).tolist()
+    loss, correct, count = _all_sum(torch.cat([totals, totals.new_tensor([count])]), world_size).tolist()
     if count == 0:
         raise ValueError("evaluate got an empty split; pass a split with images (e.g. dataset.test)")
     return {"loss": loss / count, "accuracy": correct / count}
@@ -392,8 +597,42 @@ def predict(model: nn.Module, data, batch_size: int = 512, probabilities: bool =
 # ----------------------------------------------------------------------------- the CLI: vitkit train / vitkit eval
 
 
+def describe(device="auto", precision: str = "auto", compile: bool = False) -> list[str]:
+    """What ``fit`` will use on this machine, and why: device, precision, compile, processes per GPU (lines of text)."""
+    world, local_rank, local_world = _torchrun()
+    chosen, why_device = _pick_device(device)
+    chosen_precision, why_precision = _pick_precision(precision, chosen)
+    lines = [f"torch {torch.__version__}",
+             f"device:     {chosen}  ({why_device})",
+             f"precision:  {chosen_precision}  ({why_precision})"]
+    if chosen.type == "cuda":
+        lines.append("cuda:       TF32 matrix products and cuDNN autotuning during fit (restored after); CNNs in channels_last")
+    if compile:
+        import importlib.util
+
+        inductor = importlib.util.find_spec("triton") is not None or chosen.type == "cpu"
+        lines.append(f"compile:    torch.compile, batch axis dynamic (one graph for every batch size), validation compiled too"
+                     f"{'' if inductor else '; inductor needs triton on a GPU: pip install triton, or leave --compile off'}")
+    else:
+        lines.append("compile:    off (--compile to turn it on: slower first epoch, faster after on a GPU)")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if world > 1:
+        per_gpu = "none (CPU, gloo)" if chosen.type != "cuda" else "1 (NCCL)"
+        lines.append(f"processes:  {world} under torchrun, {local_world} on this machine (this is local rank {local_rank}); "
+                     f"{gpus} GPU(s) here; processes per GPU: {per_gpu}")
+    else:
+        hint = f"; torchrun --nproc_per_node {gpus} uses them all" if gpus > 1 else ""
+        lines.append(f"processes:  1 (not under torchrun); {gpus} GPU(s) here{hint}")
+    return lines
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``vitkit train`` and ``vitkit eval`` (one parser serves both)."""
+    """Arguments of ``vitkit train``, ``vitkit eval`` and ``vitkit doctor`` (one parser serves all three)."""
+    if parser.prog.split()[-1] == "doctor":
+        parser.add_argument("--device", default="auto")
+        parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+        parser.add_argument("--compile", action="store_true", help="say what --compile would do")
+        return
     if parser.prog.split()[-1] == "eval":
         parser.add_argument("--checkpoint", required=True, help="a file written by vitkit train / fit")
         parser.add_argument("--data", default="mnist5k", help="data set name (default mnist5k)")
@@ -427,6 +666,9 @@ def main(args: argparse.Namespace) -> int:
     """``vitkit train`` (fit a preset, print a per-epoch table, save checkpoint and history) or ``vitkit eval``."""
     from vitkit import create_model
 
+    if args.command == "doctor":
+        print("\n".join(describe(args.device, args.precision, args.compile)))
+        return 0
     if args.command == "eval":
         from vitkit.pretrained import load
 
@@ -436,6 +678,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"{args.checkpoint} on {args.data} {args.split}: loss {metrics['loss']:.4f}, accuracy {metrics['accuracy']:.4f}")
         return 0
     val_size = int(args.val_size) if args.val_size >= 1 else args.val_size
+    _distributed(resolve_device(args.device))  # under torchrun: join first, so that only one process per machine downloads
     data = load_dataset(args.data, root=args.root, download=args.download, seed=args.seed, subset=args.subset, val_size=val_size)
     settings = recipe(args.model)
     for key in ("epochs", "batch_size", "lr", "weight_decay", "warmup", "label_smoothing"):

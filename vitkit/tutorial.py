@@ -161,6 +161,14 @@ def train_models(data: Dataset, p: Plan, names=MODELS, device="auto", progress: 
     return out
 
 
+def _synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (CUDA and MPS run asynchronously; the CPU does not)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 @torch.no_grad()
 def inference_throughput(model: nn.Module, image_shape, batch_size: int = 256, repeats: int = 3) -> float:
     """Images per second of a forward pass in eval mode on the model's device (median of ``repeats`` batches)."""
@@ -172,12 +180,10 @@ def inference_throughput(model: nn.Module, image_shape, batch_size: int = 256, r
         model(x)  # warm-up
         times = []
         for _ in range(repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            _synchronize(device)
             start = time.perf_counter()
             model(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            _synchronize(device)  # GPUs run asynchronously: stop the clock when the work is done, not queued
             times.append(time.perf_counter() - start)
     finally:
         model.train(was_training)
