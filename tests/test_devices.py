@@ -12,6 +12,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import vitkit.data as data_module
+import vitkit.data.formats  # noqa: F401 (patched below)
+import vitkit.data.loaders  # noqa: F401
 import vitkit.train as train_module
 from vitkit import create_model
 from vitkit.data import Split, TensorLoader, load_dataset
@@ -199,13 +201,13 @@ def test_divergence_is_still_caught_with_its_epoch_and_step(digits):
 
 def test_a_large_split_stays_in_host_memory_and_batches_reach_the_device(monkeypatch):
     split = Split(torch.randn(50, 1, 8, 8), torch.arange(50) % 10)
-    monkeypatch.setattr(data_module, "DEVICE_SPLIT_BYTES", split.images.nbytes - 1)
+    monkeypatch.setattr(data_module.loaders, "DEVICE_SPLIT_BYTES", split.images.nbytes - 1)
     loader = TensorLoader(split, 16, shuffle=True, device="meta")
     assert loader.images.device.type == "cpu"  # not a copy of the whole split on every GPU
     batches = list(loader)
     assert [b[0].device.type for b in batches] == ["meta"] * 4 and sum(len(b[1]) for b in batches) == 50
     small = TensorLoader(split, 16, device="meta")
-    monkeypatch.setattr(data_module, "DEVICE_SPLIT_BYTES", split.images.nbytes)
+    monkeypatch.setattr(data_module.loaders, "DEVICE_SPLIT_BYTES", split.images.nbytes)
     assert TensorLoader(split, 16, device="meta").images.device.type == "meta" and small.images.device.type == "cpu"
 
 
@@ -213,7 +215,7 @@ def test_an_image_folder_is_kept_on_disk_by_its_size_not_its_count(monkeypatch, 
     from test_data import _write_pngs
 
     _write_pngs(tmp_path / "pets", per_class=5, size=8)
-    monkeypatch.setattr(data_module, "IN_MEMORY_BYTES", 10 * 3 * 8 * 8 * 4 - 1)  # 10 images are one byte too many
+    monkeypatch.setattr(data_module.formats, "IN_MEMORY_BYTES", 10 * 3 * 8 * 8 * 4 - 1)  # 10 images are one byte too many
     data = load_dataset(f"imagefolder:{tmp_path / 'pets'}", val_size=2)
     assert isinstance(data.train, data_module.FolderSplit)
 
