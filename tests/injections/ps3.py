@@ -313,4 +313,13 @@ CORRECT = [
             grid = F.interpolate(grid, size=(new_grid, new_grid), mode="bicubic", align_corners=False)
             return torch.cat([pos_embed[:, :1], rearrange(grid, "b d h w -> b (h w) d")], dim=1)
     """),
+    # torch.meshgrid without indexing= (torch warns that it will need one): "ij" is its default, so the answer is right
+    Injection("sincos", None, """
+        def sincos_position_embedding(grid_h, grid_w, dim):
+            q = dim // 4
+            omega = 1.0 / 10000 ** (torch.arange(q, dtype=torch.float64) / q)
+            rows, cols = torch.meshgrid(torch.arange(grid_h, dtype=torch.float64), torch.arange(grid_w, dtype=torch.float64))
+            r, c = rows.reshape(-1, 1) * omega, cols.reshape(-1, 1) * omega
+            return torch.cat([r.sin(), r.cos(), c.sin(), c.cos()], dim=1)
+    """, name="sincos/correct/meshgrid_without_indexing"),
 ]

@@ -257,4 +257,24 @@ CORRECT = [
             optimizer.step()
             return float(loss.detach())
     '''),
+    # the issue's cases: nn.LayerNorm's default eps in the ViT's final norm; float(loss) (torch warns: a tensor that
+    # requires grad); the 0-d loss tensor itself
+    Injection("vit", None, _vit().replace("self.norm = nn.LayerNorm(dim, eps=1e-6)", "self.norm = nn.LayerNorm(dim)"), name="vit/correct/default_eps"),
+    Injection("train_step", None, '''
+        def train_step(model, images, labels, optimizer):
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(images), labels)
+            loss.backward()
+            optimizer.step()
+            return float(loss)
+    ''', name="train_step/correct/float_of_a_tensor_that_requires_grad"),
+    Injection("train_step", None, '''
+        def train_step(model, images, labels, optimizer):
+            for p in model.parameters():
+                p.grad = None
+            loss = nn.CrossEntropyLoss()(model(images), labels)
+            loss.backward()
+            optimizer.step()
+            return loss
+    ''', name="train_step/correct/zero_dim_tensor"),
 ]

@@ -11,14 +11,23 @@ Students run in the same Python process as the tests, so the checks defend thems
   still the originals (a student who replaced them gets ``[tampering]``, never points);
 - this package and its submodules are read-only: assigning to their attributes raises;
 - the instructor's autograder also scans submissions for tampering (``vitkit.course``).
+
+Grading is fair in three ways the shared wrapper of every ``check_*`` provides: a check declares the
+notebook's earlier parts its student code calls (:func:`uses`) and runs with the references in their
+place, so one mistake costs one question; warnings are notes on stdout, never a failure (nbgrader
+gives 0 to a test cell that writes to stderr); a failure shows the message and hint in full, wrapped,
+without the grader's frames (:meth:`Mistake._render_traceback_`).
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import functools
 import sys
+import textwrap
 import types
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,12 +65,32 @@ class Mistake(AssertionError):
         if info is None:
             raise KeyError(f"unknown mistake code {code!r}; define it in the catalogue first")
         self.code, self.info, self.detail = code, info, detail
-        text = f"[{code}] {info.message}"
-        if detail:
-            text += f" ({detail})"
-        super().__init__(f"{text}. Hint: {info.hint}")
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        text = f"[{self.code}] {self.info.message}" + (f" ({self.detail})" if self.detail else "")
+        return f"{text}. Hint: {self.info.hint}"
+
+    def add_detail(self, more: str) -> None:
+        """Append to the detail in brackets (e.g. which references were in place)."""
+        self.detail = f"{self.detail}; {more}" if self.detail else more
+        self.args = (self._text(),)
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython, Validate's dialog and ``nbgrader validate`` show: the mistake and its hint in full,
+        wrapped to a notebook's width, without the grading code's frames or any file path."""
+        head = f"[{self.code}] {self.info.message}" + (f" ({self.detail})" if self.detail else "") + "."
+        lines = [f"{type(self).__name__}:"]
+        for part in (head, f"Hint: {self.info.hint}"):
+            lines += textwrap.wrap(part, WIDTH, break_long_words=False, break_on_hyphens=False) or [""]
+        return lines
 
 
+WIDTH = 78  # characters per line of a message: a notebook's output area and Validate's dialog show this much
+
+
+define("not_written", "general", "this answer is not written yet (it raises NotImplementedError)",
+       "replace `raise NotImplementedError()` with your code")
 define("tampering", "integrity", "the testing functions were replaced or patched in this notebook",
        "remove the code that assigns to torch.testing, numpy.testing, builtins or vitkit.grading; tests only pass with the real checks")
 
@@ -142,17 +171,103 @@ _MISSING = object()
 
 
 def _student_facing(check):
-    """Wrap a check so that a failure shows the student the test cell and the mistake, not the grader's insides."""
+    """Wrap a check: integrity first, warnings shown as notes, references in place, a message in place of the grader's insides.
+
+    - ``verify_integrity()`` runs before the check (every check, none forgets it);
+    - warnings raised while the student's code runs are caught and printed as a note on stdout: nbgrader
+      gives 0 to a test cell that writes to stderr, and a warning is never a mistake;
+    - the earlier parts the check declared with :func:`uses` are the references while it runs (see
+      :func:`references`), so a mistake there costs only its own question;
+    - ``NotImplementedError`` becomes ``[not_written]``; a :class:`Mistake` loses the grader's traceback.
+    """
+    used = getattr(check, "_uses", {})
 
     @functools.wraps(check)
     def wrapper(*args, **kwargs):
         __tracebackhide__ = True  # noqa: F841 (IPython and pytest hide frames that set this)
-        try:
-            return check(*args, **kwargs)
-        except Mistake as mistake:
-            raise mistake.with_traceback(None) from None
+        verify_integrity()
+        replaced, failure = [], None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                with references(args[0] if args else None, used) as replaced:
+                    result = check(*args, **kwargs)
+            except NotImplementedError:
+                failure = Mistake("not_written")
+            except Mistake as mistake:
+                failure = mistake
+        for note in dict.fromkeys(f"Note (a warning, not a mistake): {w.category.__name__}: {w.message}" for w in caught):
+            print("\n".join(textwrap.wrap(note, WIDTH, subsequent_indent="  ", break_long_words=False)))
+        if failure is None:
+            if replaced:
+                print(_graded_with(replaced) + ".")
+            return result
+        if replaced:
+            failure.add_detail(_graded_with(replaced))
+        raise failure.with_traceback(None) from None
 
     return wrapper
+
+
+def _graded_with(replaced: list[str]) -> str:
+    names = " and ".join(replaced)
+    return f"graded with the reference {names} in place of yours"
+
+
+def uses(**references_by_name):
+    """Declare the notebook's earlier parts a check's student code calls, with their references.
+
+    ``@uses(MLP=ReferenceMLP)`` on ``check_block(student_cls)``: while the check runs, the name
+    ``MLP`` in the student's notebook means the reference, so a mistake in the MLP costs the MLP's
+    question only.
+    """
+    def mark(check):
+        check._uses = dict(references_by_name)
+        return check
+
+    return mark
+
+
+def _namespace(student) -> dict | None:
+    """The globals a student's function or class reads its names from (the notebook's), or None."""
+    if isinstance(student, types.FunctionType):
+        return student.__globals__
+    if isinstance(student, type):
+        for klass in student.__mro__:
+            for value in vars(klass).values():
+                if isinstance(value, (staticmethod, classmethod)):
+                    value = value.__func__
+                if isinstance(value, types.FunctionType) and value.__globals__.get("__name__") not in (None, "builtins") \
+                        and not value.__module__.startswith(("torch", "vitkit")):
+                    return value.__globals__
+    return None
+
+
+@contextlib.contextmanager
+def references(student, replacements: dict):
+    """Rebind, in the student's notebook namespace, each name of ``replacements`` that the notebook defines, to its reference.
+
+    Yields the names rebound (those whose notebook value was not already the reference); restores the
+    notebook's own values afterwards, whatever happens.
+    """
+    namespace = _namespace(student) if replacements else None
+    if namespace is None or namespace.get("__name__", "").startswith("vitkit"):
+        yield []
+        return
+    saved = {name: namespace[name] for name in replacements if name in namespace}
+    replaced = [name for name in saved if saved[name] is not replacements[name]]
+    try:
+        for name in saved:
+            namespace[name] = replacements[name]
+        yield replaced
+    finally:
+        for name, value in saved.items():
+            namespace[name] = value
+
+
+def _show_warning_on_stdout(message, category, filename, lineno, file=None, line=None):
+    """Warnings in a graded notebook print on stdout: nbgrader scores a test cell that writes to stderr as 0."""
+    print(f"Note (a warning, not a mistake): {category.__name__}: {message}", file=sys.stdout)
 
 
 def seal(module_name: str) -> None:
@@ -163,7 +278,7 @@ def seal(module_name: str) -> None:
     """
     module = sys.modules[module_name]
     for name, value in list(vars(module).items()):
-        if name.startswith("check") and isinstance(value, types.FunctionType) and value.__module__ == module_name:
+        if name.startswith("check_") and isinstance(value, types.FunctionType) and value.__module__ == module_name:
             vars(module)[name] = _student_facing(value)
     module.__class__ = _ReadOnlyModule
     _SEALED[module_name] = (module, dict(vars(module)))
@@ -212,5 +327,9 @@ def check_close(actual, expected, name: str = "your result", rtol: float = 1e-5,
         worst = (actual - expected).abs().nan_to_num(float("inf")).max().item()
         raise Mistake(code, f"{name}: largest difference {worst:.3g}")
 
+
+# A graded notebook imports this package before any answer runs: from then on a warning (from a student's
+# code in a test cell, outside any check) prints on stdout, where it cannot cost the cell its points.
+warnings.showwarning = _show_warning_on_stdout
 
 seal(__name__)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from vitkit.grading import Mistake, as_tensor, check_shape, close, define, verify_integrity, seal
+from vitkit.grading import Mistake, as_tensor, check_shape, close, define, seal, uses, verify_integrity
 
 # Captured now, before student code runs: the references never call what a student could patch.
 _exp, _amax, _sum, _matmul = torch.exp, torch.amax, torch.sum, torch.matmul
@@ -69,6 +69,8 @@ define("ps1.softmax.used_builtin", Q, "your softmax calls torch's softmax: this 
 define("ps1.softmax.wrong_values", Q, "your softmax gives wrong values", "softmax(x)_i = exp(x_i - m) / Σ_j exp(x_j - m) along `dim`, with m the maximum along `dim`")
 
 Q = "ps1.worked_example"
+define("ps1.worked_example.not_written", Q, "the worked example is not written yet (queries, keys, values, scores or output_1 is still None)",
+       "replace `raise NotImplementedError()` in the worked example's cell with your code")
 define("ps1.worked_example.queries_keys_swapped", Q, "your queries and keys are swapped", "queries = X @ W_q and keys = X @ W_k")
 define("ps1.worked_example.wrong_projection", Q, "your queries, keys or values differ from the lecture's",
        "stack the inputs as rows of X (3×4) and multiply on the right: X @ W (3×3)")
@@ -296,7 +298,9 @@ def check_softmax(softmax) -> None:
 
 def check_worked_example(queries, keys, values, scores, output_1) -> None:
     """Visible test: the lecture's queries, keys, values, input 1's... scores, and the slide's new representation of input 1."""
-    verify_integrity()
+    blank = [name for name, value in zip(("queries", "keys", "values", "scores", "output_1"), (queries, keys, values, scores, output_1)) if value is None]
+    if blank:
+        raise Mistake("ps1.worked_example.not_written", ", ".join(blank) + (" is" if len(blank) == 1 else " are") + " None")
     q, k, v = as_tensor(queries, "queries"), as_tensor(keys, "keys"), as_tensor(values, "values")
     Qr, Kr, Vr = _t(QUERIES), _t(KEYS), _t(VALUES)
     if close(q, Kr) and close(k, Qr):
@@ -391,12 +395,19 @@ def _uses_vitkit_attention(fn) -> bool:
     return any(scope.get(n) is b for n in names for b in banned) or "scaled_dot_product_attention" in names
 
 
+def _reference_softmax(x, dim=-1):
+    """The reference softmax: the notebook's ``softmax`` while self_attention is graded."""
+    return _softmax(x, dim)
+
+
+@uses(softmax=_reference_softmax)
 def check_self_attention_example(self_attention) -> None:
     """Visible test: the lecture's three inputs and weight matrices (d_k = 3), scaled by 1/√3, exact softmax."""
     verify_integrity()
     _attention_case(self_attention, _t(X), _t(W_Q), _t(W_K), _t(W_V), "the lecture's example")
 
 
+@uses(softmax=_reference_softmax)
 def check_self_attention(self_attention) -> None:
     """Hidden test: the lecture's example, no library attention, random sequences and batches in float32/float64."""
     check_self_attention_example(self_attention)

@@ -20,7 +20,7 @@ from torch.overrides import TorchFunctionMode
 
 from vitkit.embedding import patchify as _patchify_ref
 from vitkit.embedding import sincos_pos_embed_2d as _sincos_ref
-from vitkit.grading import Mistake, as_tensor, close, define, seal, verify_integrity
+from vitkit.grading import Mistake, as_tensor, close, define, seal, uses, verify_integrity
 
 _randn = torch.randn
 _Generator = torch.Generator
@@ -260,6 +260,12 @@ def check_token_count(student_fn) -> None:
 # ----------------------------------------------------------------------------- the linear patch embedding
 
 
+def _reference_patchify(images, patch_size):
+    """The reference patchify: the notebook's ``patchify`` while PatchEmbedding is graded."""
+    return _patchify_ref(images, patch_size)
+
+
+@uses(patchify=_reference_patchify)
 def check_patch_embedding(student_cls, thorough: bool = False) -> None:
     """The student's ``PatchEmbedding(patch_size, in_chans, embed_dim)``: self.proj (a Linear) applied to patchify."""
     verify_integrity()
@@ -410,6 +416,12 @@ class _ReferenceEmbedding(nn.Module):
         return _linear(_patchify_ref(images, self.p), self.weight, self.bias)
 
 
+def _reference_prepend_cls(tokens, cls_token):
+    """The reference prepend_cls: the notebook's ``prepend_cls`` while embed_image is graded."""
+    return _cat([cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+
+
+@uses(prepend_cls=_reference_prepend_cls)
 def check_embed_image(student_fn) -> None:
     """The student's ``embed_image(images, patch_embedding, cls_token, pos_embed)`` -> (B, 1 + N, D)."""
     verify_integrity()

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitkit.grading import Mistake, as_tensor, close, define, seal, verify_integrity
+from vitkit.grading import Mistake, as_tensor, close, define, seal, uses, verify_integrity
+from vitkit.vit import Block as _ReferenceBlock, Mlp as _ReferenceMLP
 
 # Captured before any student code runs in this process.
 _linear = F.linear
@@ -338,6 +339,7 @@ def check_mlp(student_cls, cases=((8, 16, (2, 5)), (12, 24, (1, 3)), (6, 4, (3, 
     print("MLP: fc1 -> GELU -> fc2, right on every shape.")
 
 
+@uses(MLP=_ReferenceMLP)
 def check_block(student_cls, cases=((16, 4, 2.0, (2, 5)), (12, 3, 4.0, (1, 9)), (8, 1, 1.0, (3, 2)))) -> None:
     """The student's ``Block(dim, num_heads, mlp_ratio)`` with known weights against the pre-norm block."""
     verify_integrity()
@@ -411,6 +413,7 @@ def _check_vit_case(student_cls, cfg, seed, B=2) -> None:
     raise Mistake("ps4.vit.not_close", f"{where}: {_diff(logits, ref)}")
 
 
+@uses(Block=_ReferenceBlock)
 def check_vit(student_cls) -> None:
     """Visible test: known weights loaded into the student's ``VisionTransformer``; embed and logits against the reference."""
     verify_integrity()
@@ -418,6 +421,7 @@ def check_vit(student_cls) -> None:
     print("VisionTransformer: with the reference weights loaded, tokens and logits match.")
 
 
+@uses(Block=_ReferenceBlock)
 def check_vit_hidden(student_cls) -> None:
     """Hidden test: another configuration, and the student's own weights loaded into vitkit's ViT give the same logits."""
     verify_integrity()
@@ -427,6 +431,11 @@ def check_vit_hidden(student_cls) -> None:
     torch.manual_seed(0)
     model = _build(student_cls, _SMALL)
     reference = ViT(ViTConfig(**_SMALL))
+    # A LayerNorm eps is not a mistake here (nn.LayerNorm's default 1e-5 or ViT's 1e-6): the reference takes the student's.
+    theirs_by_name = dict(model.named_modules())
+    for name, norm in reference.named_modules():
+        if isinstance(norm, nn.LayerNorm) and isinstance(theirs_by_name.get(name), nn.LayerNorm):
+            norm.eps = theirs_by_name[name].eps
     _load(reference, {k: v.double() for k, v in _state_dict(model).items()}, "ps4.vit.names", "vitkit's ViT reading your state_dict")
     images = _rand((2, 3, 16, 16), _gen(422))
     ours = _run(reference, images, "ps4.vit.wrong_shape", (2, _SMALL["num_classes"]), "vitkit's ViT")
@@ -436,9 +445,20 @@ def check_vit_hidden(student_cls) -> None:
     print("VisionTransformer: vitkit's ViT with your weights computes what your model computes.")
 
 
+@uses(Block=_ReferenceBlock)
+def check_vit_names(student_cls) -> None:
+    """Visible test: the student's ``VisionTransformer`` has timm's parameter names and shapes (those of vitkit's ViT)."""
+    from vitkit.vit import ViT, ViTConfig
+
+    model, reference = _build(student_cls, _SMALL), ViT(ViTConfig(**_SMALL))
+    _load(model, {k: v.double() for k, v in _state_dict(reference).items()}, "ps4.vit.names", "parameter names differ from timm's")
+    print("VisionTransformer: timm's parameter names, the shapes of vitkit's ViT.")
+
+
 VIT_B16 = 86_567_656
 
 
+@uses(Block=_ReferenceBlock)
 def check_vit_base_count(student_cls) -> None:
     """The student's ``VisionTransformer`` at ViT-B/16's settings has 86,567,656 parameters (built on the meta device: no memory)."""
     verify_integrity()
