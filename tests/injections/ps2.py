@@ -149,4 +149,47 @@ CORRECT = [
             except RuntimeError as err:
                 raise ValueError(str(err))
     """),
+    # issue 14: at least three correct answers per graded function, written differently from the solution
+    Injection("mhsa", None, '''
+        import torch.nn.functional as F
+
+        class MultiHeadSelfAttention(nn.Module):
+            def __init__(self, dim, num_heads):
+                super().__init__()
+                if dim % num_heads:
+                    raise ValueError(f"num_heads={num_heads} does not divide dim={dim}")
+                self.heads = num_heads
+                self.query = nn.Linear(dim, dim)
+                self.key = nn.Linear(dim, dim)
+                self.value = nn.Linear(dim, dim)
+                self.proj = nn.Linear(dim, dim)
+
+            def forward(self, x):
+                B, N, D = x.shape
+                split = lambda layer: F.linear(x, layer.weight, layer.bias).view(B, N, self.heads, -1).permute(0, 2, 1, 3)
+                q, k, v = split(self.query), split(self.key), split(self.value)
+                weights = F.softmax(torch.matmul(q, k.permute(0, 1, 3, 2)) / math.sqrt(q.size(-1)), dim=-1)
+                out = torch.matmul(weights, v).permute(0, 2, 1, 3).contiguous().view(B, N, D)
+                return self.proj(out), weights
+    ''', name="mhsa/correct/functional_permute"),
+    Injection("params", None, """
+        def mhsa_parameter_count(dim, num_heads, bias=True):
+            return sum(dim * dim + (dim if bias else 0) for _ in ("query", "key", "value", "proj"))
+    """, name="params/correct/sum_over_layers"),
+    Injection("shapes", None, """
+        def attention_output_shape(query_shape, key_shape, value_shape):
+            n_q, d_q = query_shape
+            n_k, d_k = key_shape
+            n_v, d_v = value_shape
+            if d_q == d_k and n_k == n_v:
+                return n_q, d_v
+            raise ValueError("incompatible shapes")
+    """, name="shapes/correct/tuple"),
+    Injection("shapes", None, """
+        def attention_output_shape(query_shape, key_shape, value_shape):
+            assert len(query_shape) == len(key_shape) == len(value_shape) == 2
+            if query_shape[1] != key_shape[1] or key_shape[0] != value_shape[0]:
+                raise ValueError(f"cannot attend: {query_shape}, {key_shape}, {value_shape}")
+            return [query_shape[0], value_shape[1]]
+    """, name="shapes/correct/list"),
 ]

@@ -103,4 +103,37 @@ CORRECT = [
         def resample_pos_embed(pos_embed, new_grid):
             return vitkit.resample_pos_embed(pos_embed, new_grid)  # the library's version is a correct answer too
     '''),
+    # issue 14: at least three correct answers per graded function, written differently from the solution
+    Injection("new_head", None, """
+        def new_head(model, num_classes):
+            setattr(model, "head", nn.Linear(model.config.dim, num_classes))
+            with torch.no_grad():
+                model.head.weight.zero_()
+                model.head.bias.fill_(0.0)
+            return model
+    """, name="new_head/correct/setattr"),
+    Injection("new_head", None, """
+        def new_head(model, num_classes):
+            head = nn.Linear(model.head.in_features, num_classes)
+            head.weight.data = torch.zeros_like(head.weight)
+            head.bias.data.zero_()
+            model.head = head
+            return model
+    """, name="new_head/correct/in_features"),
+    Injection("linear_probe", None, """
+        def linear_probe(model):
+            model.requires_grad_(False)
+            model.head.requires_grad_(True)
+            return model
+    """, name="linear_probe/correct/requires_grad_"),
+    Injection("linear_probe", None, """
+        def linear_probe(model):
+            for name, parameter in model.named_parameters():
+                parameter.requires_grad = name.startswith("head.")
+            return model
+    """, name="linear_probe/correct/by_name"),
+    Injection("resample", None, """
+        def resample_pos_embed(pos_embed, new_grid):
+            return vitkit.resample_pos_embed(pos_embed, (new_grid, new_grid))
+    """, name="resample/correct/vitkit"),
 ]

@@ -17,8 +17,13 @@ def first_line(text: str) -> str:
     return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
 
 
-def mistakes_in_cell(cell: dict, known: set[str]) -> list[list[str]]:
-    """``[code, message]`` for each error output of an executed cell: a known ``[code]`` or ``other``."""
+def mistakes_in_cell(cell: dict, known: set[str], lost_points: bool = False) -> list[list[str]]:
+    """``[code, message]`` for each error output of an executed cell: a known ``[code]`` or ``other``.
+
+    A cell without an error that wrote to stderr lost its points for that (nbgrader gives 0 to a test
+    cell that writes to stderr): ``other`` says so and quotes the first line. With ``lost_points`` (the
+    cell scored less than its points), a cell with neither still gets a reason, never an empty list.
+    """
     found = []
     if any(out.get("ename") == "CellTimeoutError" for out in cell.get("outputs", [])):
         return [["other", "CellTimeoutError: the cell ran past the per-cell timeout"]]
@@ -31,6 +36,13 @@ def mistakes_in_cell(cell: dict, known: set[str]) -> list[list[str]]:
             found.append([m.group(1), evalue.strip()])
         else:
             found.append(["other", f"{ename}: {first_line(evalue)}".rstrip(": ")])
+    if not found:
+        stderr = "".join(str(out.get("text", "")) for out in cell.get("outputs", [])
+                         if out.get("output_type") == "stream" and out.get("name") == "stderr")
+        if stderr.strip():
+            found.append(["other", f"the cell wrote to stderr, which nbgrader scores as 0: {first_line(stderr)}"])
+        elif lost_points:
+            found.append(["other", "the cell ran without an error but scored 0: was it run, or its source changed?"])
     return found
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import functools
+import re
 import sys
 import textwrap
 import types
@@ -196,7 +197,7 @@ def _student_facing(check):
                 failure = Mistake("not_written")
             except Mistake as mistake:
                 failure = mistake
-        for note in dict.fromkeys(f"Note (a warning, not a mistake): {w.category.__name__}: {w.message}" for w in caught):
+        for note in dict.fromkeys(_note(w.category, w.message) for w in caught):
             print("\n".join(textwrap.wrap(note, WIDTH, subsequent_indent="  ", break_long_words=False)))
         if failure is None:
             if replaced:
@@ -265,9 +266,15 @@ def references(student, replacements: dict):
             namespace[name] = value
 
 
+def _note(category, message) -> str:
+    """A warning as the student reads it: its text, without where in torch's C++ sources it was triggered."""
+    text = re.sub(r"\s*\(Triggered internally at [^)]*\)", "", str(message)).strip()
+    return f"Note (a warning, not a mistake): {category.__name__}: {text}"
+
+
 def _show_warning_on_stdout(message, category, filename, lineno, file=None, line=None):
     """Warnings in a graded notebook print on stdout: nbgrader scores a test cell that writes to stderr as 0."""
-    print(f"Note (a warning, not a mistake): {category.__name__}: {message}", file=sys.stdout)
+    print("\n".join(textwrap.wrap(_note(category, message), WIDTH, subsequent_indent="  ", break_long_words=False)), file=sys.stdout)
 
 
 def seal(module_name: str) -> None:
