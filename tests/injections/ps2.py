@@ -35,10 +35,16 @@ def _mhsa(**change) -> str:
 
 
 WRONG = [
+    # issue 14: mistakes that were only "not close" or named wrongly
+    Injection("mhsa", "ps2.mhsa.heads_merged_interleaved", _mhsa(merge="out.permute(0, 2, 3, 1).reshape(B, N, dim)")),
+    Injection("mhsa", "ps2.mhsa.softmax_across_heads",
+              _mhsa().replace("weights = scores.softmax(dim=-1)",
+                              "weights = scores.transpose(1, 2).reshape(B, N, H * N).softmax(dim=-1).reshape(B, N, H, N).transpose(1, 2)"),
+              name="mhsa/ps2.mhsa.softmax_across_heads/flattened"),
     Injection("mhsa", "ps2.mhsa.no_scale", _mhsa(scores="q @ k.transpose(-2, -1)")),
     Injection("mhsa", "ps2.mhsa.scale_by_dim", _mhsa(scores="q @ k.transpose(-2, -1) / math.sqrt(dim)")),
     Injection("mhsa", "ps2.mhsa.softmax_wrong_axis", _mhsa(axis="-2")),
-    Injection("mhsa", "ps2.mhsa.softmax_wrong_axis", _mhsa(axis="1"), name="mhsa/softmax over heads"),
+    Injection("mhsa", "ps2.mhsa.softmax_across_heads", _mhsa(axis="1"), name="mhsa/softmax over heads"),  # was "over the queries"
     Injection("mhsa", "ps2.mhsa.query_key_swapped", _mhsa(scores="k @ q.transpose(-2, -1) / math.sqrt(hd)")),
     Injection("mhsa", "ps2.mhsa.heads_split_wrong_order", _mhsa(split="t.reshape(B, H, N, hd)")),
     Injection("mhsa", "ps2.mhsa.heads_merged_wrong_order", _mhsa(merge="out.reshape(B, N, dim)")),

@@ -33,6 +33,15 @@ _GRID_OK = "g = grid.reshape(1, h, h, D).permute(0, 3, 1, 2)"
 _BACK_OK = "g = g.permute(0, 2, 3, 1).reshape(1, new_grid * new_grid, D)"
 
 WRONG = [
+    # issue 14: mistakes that were only "not close"
+    Injection("sincos", "ps3.sincos.sin_cos_interleaved", """
+        def sincos_position_embedding(grid_h, grid_w, dim):
+            omega = 1.0 / 10000 ** (torch.arange(dim // 4) / (dim // 4))
+            rows, cols = torch.meshgrid(torch.arange(grid_h), torch.arange(grid_w), indexing="ij")
+            r, c = rows.reshape(-1, 1) * omega, cols.reshape(-1, 1) * omega
+            pairs = lambda t: torch.stack([t.sin(), t.cos()], dim=-1).flatten(1)
+            return torch.cat([pairs(r), pairs(c)], dim=1)
+    """),
     # patchify
     Injection("patchify", "ps3.patchify.wrong_order", _patchify("""
         x = images.reshape(B, C, H // P, P, W // P, P).permute(0, 2, 4, 1, 3, 5)

@@ -91,6 +91,13 @@ def _count_with(**changes) -> str:
 
 
 WRONG = [
+    # issue 14: mistakes that were only "not close"
+    Injection("block", "ps4.block.residual_normalised", _block("""
+h = self.norm1(x)
+x = h + self.attn(h)
+h = self.norm2(x)
+return h + self.mlp(h)
+""")),
     # --- the MLP
     Injection("mlp", "ps4.mlp.relu", _MLP_INIT.format("self.fc2(torch.relu(self.fc1(x)))")),
     Injection("mlp", "ps4.mlp.no_activation", _MLP_INIT.format("self.fc2(self.fc1(x))")),

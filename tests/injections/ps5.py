@@ -22,6 +22,8 @@ _GOOD_GRID = "grid = grid.reshape(1, old, old, dim).permute(0, 3, 1, 2)\n"
 _BACK = "grid = grid.permute(0, 2, 3, 1).reshape(1, new_grid * new_grid, dim)\n"
 
 WRONG = [
+    # issue 14: a probe that freezes nothing was told that the embeddings still learn
+    Injection("linear_probe", "ps5.linear_probe.nothing_frozen", _probe("for p in model.parameters():\n    p.requires_grad = True\nreturn model")),
     # --- the new head
     Injection("new_head", "ps5.new_head.not_zero_init", _head("model.head = nn.Linear(model.config.dim, num_classes)\nreturn model")),
     Injection("new_head", "ps5.new_head.bias_not_zero", _head(

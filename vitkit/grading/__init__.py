@@ -197,8 +197,10 @@ def _student_facing(check):
                 failure = Mistake("not_written")
             except Mistake as mistake:
                 failure = mistake
-        for note in dict.fromkeys(_note(w.category, w.message) for w in caught):
-            print("\n".join(textwrap.wrap(note, WIDTH, subsequent_indent="  ", break_long_words=False)))
+            except Exception as error:  # a genuine error in the student's code: its traceback, down their lines only
+                _print_notes(caught)
+                raise error.with_traceback(_without_grader_frames(error.__traceback__))
+        _print_notes(caught)
         if failure is None:
             if replaced:
                 print(_graded_with(replaced) + ".")
@@ -208,6 +210,27 @@ def _student_facing(check):
         raise failure.with_traceback(None) from None
 
     return wrapper
+
+
+def _print_notes(caught) -> None:
+    for note in dict.fromkeys(_note(w.category, w.message) for w in caught):
+        print("\n".join(textwrap.wrap(note, WIDTH, subsequent_indent="  ", break_long_words=False)))
+
+
+_GRADING_DIR = str(__import__("pathlib").Path(__file__).resolve().parent)
+
+
+def _without_grader_frames(tb):
+    """The traceback ``tb`` without the frames of this package's files (the student's and torch's frames stay)."""
+    frames = []
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(_GRADING_DIR):
+            frames.append(tb)
+        tb = tb.tb_next
+    out = None
+    for frame in reversed(frames):
+        out = types.TracebackType(out, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
+    return out
 
 
 def _graded_with(replaced: list[str]) -> str:

@@ -52,6 +52,10 @@ define("ps2.mhsa.heads_split_wrong_order", Q_MHSA, "the heads are split in the w
        "split with .reshape(B, N, num_heads, head_dim).transpose(1, 2), not .reshape(B, num_heads, N, head_dim)")
 define("ps2.mhsa.heads_merged_wrong_order", Q_MHSA, "the heads are merged in the wrong order: tokens and heads are mixed up in the output",
        "merge (B, H, N, head_dim) with .transpose(1, 2).reshape(B, N, dim); a plain .reshape(B, N, dim) without the transpose mixes tokens")
+define("ps2.mhsa.heads_merged_interleaved", Q_MHSA, "the heads are merged with their channels interleaved: (head_dim, heads) instead of (heads, head_dim)",
+       "move the heads next to the tokens and keep each head's channels together: out.transpose(1, 2).reshape(B, N, dim)")
+define("ps2.mhsa.softmax_across_heads", Q_MHSA, "the softmax runs across the heads: each head's weights must sum to 1 over the keys on their own",
+       "take the softmax of the (B, H, N, N) scores over the last axis only: scores.softmax(dim=-1)")
 define("ps2.mhsa.no_output_projection", Q_MHSA, "the output projection self.proj is not applied after merging the heads",
        "return self.proj(merged), the layer that mixes the heads' results")
 define("ps2.mhsa.weights_wrong", Q_MHSA, "the attention weights you return differ from the correct softmax(q·kᵀ/√head_dim)",
@@ -103,10 +107,17 @@ def _attend(x, wq, bq, wk, bk, wv, bv, wo, bo, num_heads, variant="correct"):
         scores = scores / math.sqrt(C)
     elif variant != "no_scale":
         scores = scores / math.sqrt(hd)
-    weights = _softmax(scores, dim=-2 if variant == "softmax_wrong_axis" else -1)  # (B, H, N, N)
+    if variant == "softmax_over_heads":
+        weights = _softmax(scores, dim=1)
+    elif variant == "softmax_across_heads":  # one softmax over every head's keys together
+        weights = _softmax(scores.transpose(1, 2).reshape(B, N, num_heads * N), dim=-1).reshape(B, N, num_heads, N).transpose(1, 2)
+    else:
+        weights = _softmax(scores, dim=-2 if variant == "softmax_wrong_axis" else -1)  # (B, H, N, N)
     out = _matmul(weights, v)  # (B, H, N, hd)
     if variant == "heads_merged_wrong_order":
         out = out.reshape(B, N, C)
+    elif variant == "heads_merged_interleaved":
+        out = out.permute(0, 2, 3, 1).reshape(B, N, C)  # channels in (hd, H) order
     else:
         out = out.transpose(1, 2).reshape(B, N, C)
     if variant != "no_output_projection":
@@ -115,7 +126,8 @@ def _attend(x, wq, bq, wk, bk, wv, bv, wo, bo, num_heads, variant="correct"):
 
 
 _VARIANTS = ("no_scale", "scale_by_dim", "softmax_wrong_axis", "query_key_swapped", "heads_split_wrong_order",
-             "heads_merged_wrong_order", "no_output_projection")
+             "heads_merged_wrong_order", "heads_merged_interleaved", "softmax_over_heads", "softmax_across_heads", "no_output_projection")
+_CODES = {"softmax_over_heads": "softmax_across_heads"}  # variants that are one mistake under another name
 
 
 def _random_weights(dim: int, seed: int, dtype=torch.float32):
@@ -183,11 +195,16 @@ def _diagnose(student_cls, dim: int, num_heads: int, batch: int, tokens: int, se
     for variant in _VARIANTS:
         wrong_out, _ = _attend(x.double(), *[a.double() if torch.is_tensor(a) else a for a in args], variant=variant)
         if close(out, wrong_out, **tol):
-            raise Mistake(f"ps2.mhsa.{variant}", where)
+            raise Mistake(f"ps2.mhsa.{_CODES.get(variant, variant)}", where)
     if tuple(weights.shape) == tuple(ref_weights.shape):
         sums = weights.sum(-1)
         if not close(sums, torch.ones_like(sums), rtol=1e-4, atol=1e-4):
-            raise Mistake("ps2.mhsa.softmax_wrong_axis", f"{where}: rows of your weights sum to {sums.flatten()[:3].tolist()}...")
+            over_queries = weights.sum(-2)
+            over_heads = weights.sum((1, -1))
+            if close(over_queries, torch.ones_like(over_queries), rtol=1e-4, atol=1e-4):
+                raise Mistake("ps2.mhsa.softmax_wrong_axis", f"{where}: rows of your weights sum to {sums.flatten()[:3].tolist()}...")
+            if close(over_heads, torch.ones_like(over_heads), rtol=1e-4, atol=1e-4) or close(weights.sum(1), torch.ones_like(sums), rtol=1e-4, atol=1e-4):
+                raise Mistake("ps2.mhsa.softmax_across_heads", f"{where}: rows of your weights sum to {sums.flatten()[:3].tolist()}...")
     raise Mistake("ps2.mhsa.not_close", f"{where}: largest difference {(out - ref_out).abs().max().item():.3g}")
 
 

@@ -101,6 +101,8 @@ define("ps3.sincos.rows_cols_swapped", "ps3.sincos", "the first half of the chan
 define("ps3.sincos.sin_cos_swapped", "ps3.sincos", "cosines come before sines", "within each half: sin(position·ω) first, then cos(position·ω)")
 define("ps3.sincos.frequencies_wrong", "ps3.sincos", "the frequencies are wrong: each half uses dim/4 frequencies ω_k = 1 / 10000^(k / (dim/4))",
        "use k = 0 … dim/4 − 1 and the exponent k / (dim/4), not k / (dim/2) or k / dim")
+define("ps3.sincos.sin_cos_interleaved", "ps3.sincos", "sines and cosines are interleaved (sin ω₀, cos ω₀, sin ω₁, ...); the notebook puts all sines first, then all cosines",
+       "within each half: torch.cat([sin(position·ω), cos(position·ω)]) over all dim/4 frequencies, not one pair per frequency")
 define("ps3.sincos.one_dimensional", "ps3.sincos", "the embedding encodes the patch's index in the flattened sequence, not its row and column",
        "compute the row and the column of each patch (row-major grid) and encode each in half of the channels")
 define("ps3.sincos.not_close", "ps3.sincos", "the position embeddings differ from the 2-D sine-cosine ones",
@@ -219,6 +221,9 @@ def check_patchify(student_fn, thorough: bool = False) -> None:
             student_fn(_images(1, 3, 10, 10, seed=9), 4)
         except ValueError:
             pass
+        except Exception as err:  # reshape's own RuntimeError ("shape ... is invalid") is not the check the question asks for
+            raise Mistake("ps3.patchify.no_divisibility_check",
+                          f"patchify of a 10×10 image with patch size 4 raised {type(err).__name__} from inside torch, not ValueError") from None
         else:
             raise Mistake("ps3.patchify.no_divisibility_check", "patchify of a 10×10 image with patch size 4 did not raise ValueError")
     print("patchify cuts images into patches in (p1 p2 c) order, row by row.")
@@ -375,7 +380,12 @@ def _sincos_variants(h: int, w: int, dim: int) -> dict:
     rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     k = torch.arange(dim // 4, dtype=torch.float64)
     omega = 1.0 / 10000 ** (k / (dim // 4))
+    def interleaved(pos):
+        out = pos.reshape(-1, 1).double() * omega
+        return torch.stack([out.sin(), out.cos()], dim=-1).reshape(out.shape[0], -1)  # sin ω₀, cos ω₀, sin ω₁, ...
+
     return {
+        "sin_cos_interleaved": _cat([interleaved(rows), interleaved(cols)], dim=1),
         "rows_cols_swapped": _cat(half(cols, omega) + half(rows, omega), dim=1),
         "sin_cos_swapped": _cat(half(rows, omega, False) + half(cols, omega, False), dim=1),
         "frequencies_wrong": _cat(half(rows, 1.0 / 10000 ** (k / (dim // 2))) + half(cols, 1.0 / 10000 ** (k / (dim // 2))), dim=1),

@@ -61,6 +61,8 @@ define("ps4.block.post_norm", Q_BLOCK, "the block is post-norm (LayerNorm after 
        "normalise the input of each sub-layer and add the sub-layer's output to the un-normalised x: x = x + self.attn(self.norm1(x))")
 define("ps4.block.no_residual", Q_BLOCK, "a residual connection is missing: the sub-layer's output replaces x instead of being added to it",
        "write x = x + self.attn(self.norm1(x)) and x = x + self.mlp(self.norm2(x))")
+define("ps4.block.residual_normalised", Q_BLOCK, "the residual adds the sub-layer's output to the normalised x instead of to x itself",
+       "keep x un-normalised on the residual path: x = x + self.attn(self.norm1(x)), not h = self.norm1(x); x = h + self.attn(h)")
 define("ps4.block.no_norm", Q_BLOCK, "the sub-layers get x without LayerNorm", "normalise before each sub-layer: self.attn(self.norm1(x)), self.mlp(self.norm2(x))")
 define("ps4.block.norm_swapped", Q_BLOCK, "the two LayerNorms are swapped or one is used twice",
        "norm1 belongs to the attention, norm2 to the MLP: each has its own learned scale and shift")
@@ -209,6 +211,11 @@ def _block(x, sd, num_heads, prefix="", variant="correct"):
         return mlp(n2(x))
     if variant == "no_residual_both":
         return mlp(n2(attn(n1(x))))
+    if variant == "residual_normalised":
+        h = n1(x)
+        x = h + attn(h)
+        h = n2(x)
+        return h + mlp(h)
     if variant == "no_norm":
         x = x + attn(x)
         return x + mlp(x)
@@ -230,7 +237,7 @@ def _block(x, sd, num_heads, prefix="", variant="correct"):
     return x + mlp(n2(x))
 
 
-_BLOCK_VARIANTS = {"post_norm": "post_norm", "no_residual_attn": "no_residual", "no_residual_mlp": "no_residual",
+_BLOCK_VARIANTS = {"residual_normalised": "residual_normalised", "post_norm": "post_norm", "no_residual_attn": "no_residual", "no_residual_mlp": "no_residual",
                    "no_residual_both": "no_residual", "no_norm": "no_norm", "norm1_twice": "norm_swapped",
                    "norm2_twice": "norm_swapped", "norms_swapped": "norm_swapped", "mlp_first": "mlp_first", "parallel": "parallel"}
 

@@ -42,6 +42,8 @@ define("ps5.new_head.frozen", Q_HEAD, "the new head's parameters do not require 
 
 define("ps5.linear_probe.no_model", Q_PROBE, "linear_probe did not return the model", "end with `return model`")
 define("ps5.linear_probe.head_frozen", Q_PROBE, "the head is frozen too: nothing can learn", "freeze every parameter, then set requires_grad=True on model.head's")
+define("ps5.linear_probe.nothing_frozen", Q_PROBE, "nothing is frozen: every parameter of the model still learns",
+       "set requires_grad = False on every parameter of the model, then True on model.head's")
 define("ps5.linear_probe.embeddings_trainable", Q_PROBE, "the CLS token, position embeddings or patch embedding still learn",
        "cls_token and pos_embed are parameters of the model itself, not of a sub-module: loop over model.parameters() (or named_parameters())")
 define("ps5.linear_probe.body_trainable", Q_PROBE, "some pre-trained layers still learn: a linear probe trains only the head",
@@ -126,6 +128,8 @@ def check_linear_probe(student_fn) -> None:
     if not head <= trainable:
         raise Mistake("ps5.linear_probe.head_frozen", f"trainable: {sorted(trainable)[:6]}")
     extra = sorted(trainable - head)
+    if trainable == {name for name, _ in _named_parameters(result)}:
+        raise Mistake("ps5.linear_probe.nothing_frozen", f"all {len(trainable)} parameter tensors are trainable")
     if extra:
         code = "ps5.linear_probe.embeddings_trainable" if any(n in ("cls_token", "pos_embed") or n.startswith("patch_embed.") for n in extra) else "ps5.linear_probe.body_trainable"
         raise Mistake(code, f"still trainable: {extra[:6]}{' ...' if len(extra) > 6 else ''}")
