@@ -20,6 +20,7 @@ import html
 import json
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -229,11 +230,21 @@ def test_catalogue_names_every_injected_mistake():
     from vitkit import grading
 
     codes = catalogue_codes()
-    assert known_codes() == codes  # what grading workers read from the source is the runtime catalogue
-    for ps in ("ps1", "ps2", "ps3", "ps4", "ps5"):
+    assert known_codes() == codes  # what grading workers read from the data module is the runtime catalogue
+    assert set(grading.PROBLEM_SETS) == {p.stem for p in Path(grading.__file__).parent.glob("ps*.py")}
+    for ps in grading.PROBLEM_SETS:
         for inj in load(ps)[0]:
             assert inj.code in codes, (ps, inj.name)
             info = grading.CATALOGUE[inj.code]
             assert info.message.strip() and info.hint.strip(), inj.code
             if inj.code != "tampering":
                 assert inj.code.startswith(f"{ps}.") and info.question == inj.code.rsplit(".", 1)[0], (inj.code, info.question)
+
+
+def test_the_catalogue_is_read_without_torch():
+    """A grading worker reads the codes and messages from the catalogue's data module: no torch, no checks imported."""
+    probe = ("import sys\nfrom vitkit.course.mistakes import catalogue, known_codes\n"
+             "assert len(known_codes()) > 200 and catalogue()['ps1.softmax.wrong_axis'].hint\n"
+             "assert 'torch' not in sys.modules and 'vitkit.grading' not in sys.modules, sorted(sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -29,7 +29,6 @@ import sys
 import textwrap
 import types
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.testing
@@ -39,23 +38,8 @@ import torch.testing
 # ----------------------------------------------------------------------------- the mistake catalogue
 
 
-@dataclass(frozen=True)
-class MistakeInfo:
-    code: str  # stable, short: "<ps>.<question>.<what>"
-    question: str  # the graded function or answer it belongs to, e.g. "ps1.softmax"
-    message: str  # what is wrong, addressed to the student
-    hint: str  # how to fix it
-
-
-CATALOGUE: dict[str, MistakeInfo] = {}
-
-
-def define(code: str, question: str, message: str, hint: str) -> MistakeInfo:
-    """Add a named mistake to the catalogue (each problem set's module defines its own)."""
-    if code in CATALOGUE:
-        raise ValueError(f"mistake code {code!r} is defined twice")
-    CATALOGUE[code] = info = MistakeInfo(code, question, message, hint)
-    return info
+# The catalogue is data, in a module of its own that imports no torch (the sandbox and the report read it too).
+from vitkit.grading.catalogue import CATALOGUE, PROBLEM_SETS, MistakeInfo  # noqa: E402, F401
 
 
 class Mistake(AssertionError):
@@ -89,11 +73,6 @@ class Mistake(AssertionError):
 
 WIDTH = 78  # characters per line of a message: a notebook's output area and Validate's dialog show this much
 
-
-define("not_written", "general", "this answer is not written yet (it raises NotImplementedError)",
-       "replace `raise NotImplementedError()` with your code")
-define("tampering", "integrity", "the testing functions were replaced or patched in this notebook",
-       "remove the code that assigns to torch.testing, numpy.testing, builtins or vitkit.grading; tests only pass with the real checks")
 
 # ----------------------------------------------------------------------------- integrity
 
@@ -331,12 +310,6 @@ def as_tensor(value, name: str = "your result") -> torch.Tensor:
     raise Mistake("not_a_tensor", f"{name} is {type(value).__name__}")
 
 
-define("not_a_tensor", "general", "the function returned something that is not a tensor or an array of numbers",
-       "return a torch.Tensor (or a numpy array); did you forget a return statement?")
-define("wrong_shape", "general", "the result has the wrong shape", "compare the shapes after each step with the shapes the docstring asks for")
-define("not_close", "general", "the result differs from the correct values", "check each step against the lecture's worked example")
-
-
 def close(actual: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
     """Elementwise closeness of two tensors of the same shape (no NaNs allowed), with the captured originals."""
     actual, expected = actual.to(torch.float64), expected.to(torch.float64)
@@ -350,7 +323,6 @@ def check_shape(actual: torch.Tensor, expected_shape, name: str = "your result",
 
 def check_close(actual, expected, name: str = "your result", rtol: float = 1e-5, atol: float = 1e-6, code: str = "not_close") -> None:
     """Raise a Mistake unless ``actual`` has ``expected``'s shape and values; the message says how far off it is."""
-    verify_integrity()
     actual, expected = as_tensor(actual, name), as_tensor(expected)
     check_shape(actual, expected.shape, name)
     if not close(actual, expected, rtol, atol):
@@ -362,4 +334,5 @@ def check_close(actual, expected, name: str = "your result", rtol: float = 1e-5,
 # code in a test cell, outside any check) prints on stdout, where it cannot cost the cell its points.
 warnings.showwarning = _show_warning_on_stdout
 
+seal(f"{__name__}.catalogue")
 seal(__name__)
