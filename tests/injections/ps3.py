@@ -224,12 +224,12 @@ WRONG = [
             return out, (torch.arange(length).expand(B, length) < keep).float()
     """),
     # resample_position_grid
-    Injection("resample", "ps3.resample.one_dimensional", """
+    Injection("resample", "ps3.resample.not_2d", """
         def resample_position_grid(pos_embed, new_grid):
             out = F.interpolate(pos_embed.transpose(1, 2), size=1 + new_grid * new_grid, mode="linear", align_corners=False)
             return out.transpose(1, 2)
     """),
-    Injection("resample", "ps3.resample.grid_scrambled", _resample("""
+    Injection("resample", "ps3.resample.wrong_layout", _resample("""
         g = grid.reshape(1, D, h, h)
         g = F.interpolate(g, size=(new_grid, new_grid), mode="bicubic", align_corners=False)
         return torch.cat([cls, g.reshape(1, new_grid * new_grid, D)], dim=1)""")),

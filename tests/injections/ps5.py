@@ -22,6 +22,11 @@ _GOOD_GRID = "grid = grid.reshape(1, old, old, dim).permute(0, 3, 1, 2)\n"
 _BACK = "grid = grid.permute(0, 2, 3, 1).reshape(1, new_grid * new_grid, dim)\n"
 
 WRONG = [
+    # one verdict with problem set 3: the question asks for bicubic, bilinear is the named mistake in both
+    Injection("resample", "ps5.resample.wrong_mode", '''
+        def resample_pos_embed(pos_embed, new_grid):
+            return vitkit.resample_pos_embed(pos_embed, new_grid, mode="bilinear")
+    '''),
     # issue 14: a probe that freezes nothing was told that the embeddings still learn
     Injection("linear_probe", "ps5.linear_probe.nothing_frozen", _probe("for p in model.parameters():\n    p.requires_grad = True\nreturn model")),
     # --- the new head
@@ -98,7 +103,7 @@ CORRECT = [
         def resample_pos_embed(pos_embed, new_grid):
             side = int((pos_embed.shape[1] - 1) ** 0.5)
             grid = einops.rearrange(pos_embed[:, 1:], "1 (h w) d -> 1 d h w", h=side)
-            grid = F.interpolate(grid, size=new_grid, mode="bilinear", align_corners=False)
+            grid = F.interpolate(grid, size=new_grid, mode="bicubic", align_corners=False)
             return torch.cat((pos_embed[:, :1], einops.rearrange(grid, "1 d h w -> 1 (h w) d")), dim=1)
     '''),
     Injection("resample", None, '''

@@ -20,7 +20,7 @@ from torch.overrides import TorchFunctionMode
 
 from vitkit.embedding import patchify as _patchify_ref
 from vitkit.embedding import sincos_pos_embed_2d as _sincos_ref
-from vitkit.grading import Mistake, as_tensor, close, seal, uses
+from vitkit.grading import Mistake, as_tensor, close, position_grid_check, seal, uses
 
 _randn = torch.randn
 _Generator = torch.Generator
@@ -385,37 +385,11 @@ def check_pad_or_truncate(student_fn) -> None:
 
 
 def check_resample(student_fn) -> None:
-    """The student's ``resample_position_grid(pos_embed (1, 1 + h·w, D), new_grid)`` -> (1, 1 + H·W, D), bicubic."""
-    for i, (old, new, D) in enumerate([(4, 6, 8), (3, 5, 4), (7, 4, 6)]):
-        pos = _randn(1, 1 + old * old, D, generator=_Generator().manual_seed(90 + i))
-        got = as_tensor(student_fn(pos.clone(), new), "your position embeddings")
-        cls, grid = pos[:, :1], pos[:, 1:]
+    """The student's ``resample_position_grid(pos_embed (1, 1 + h·w, D), new_grid)`` -> (1, 1 + H·W, D), bicubic.
 
-        def resample(g, mode="bicubic", scramble=False):
-            g = g.reshape(1, D, old, old) if scramble else g.reshape(1, old, old, D).permute(0, 3, 1, 2)
-            kwargs = {} if mode == "nearest" else {"align_corners": False}
-            g = _interpolate(g, size=(new, new), mode=mode, **kwargs)
-            return g.reshape(1, new * new, D) if scramble else g.permute(0, 2, 3, 1).reshape(1, new * new, D)
-
-        expected = _cat([cls, resample(grid)], dim=1)
-        where = f"a {old}×{old} grid of {D}-dim embeddings (plus CLS) to {new}×{new}"
-        if tuple(got.shape) != tuple(expected.shape):
-            code = "ps3.resample.cls_dropped" if tuple(got.shape) == (1, new * new, D) else "ps3.resample.wrong_shape"
-            raise Mistake(code, f"{where}: got {tuple(got.shape)}, expected {tuple(expected.shape)}")
-        if close(got, expected, rtol=1e-4, atol=1e-5):
-            continue
-        one_d = _interpolate(pos.transpose(1, 2), size=1 + new * new, mode="linear", align_corners=False).transpose(1, 2)
-        one_d_grid = _cat([cls, _interpolate(grid.transpose(1, 2), size=new * new, mode="linear", align_corners=False).transpose(1, 2)], dim=1)
-        variants = {
-            "one_dimensional": one_d, "one_dimensional_grid": one_d_grid,
-            "grid_scrambled": _cat([cls, resample(grid, scramble=True)], dim=1),
-            "wrong_mode": _cat([cls, resample(grid, "bilinear")], dim=1),
-            "wrong_mode_nearest": _cat([cls, resample(grid, "nearest")], dim=1),
-        }
-        wrong = _match(got, variants, dict(rtol=1e-4, atol=1e-5))
-        if wrong:
-            raise Mistake("ps3.resample." + wrong.replace("_grid", "").replace("_nearest", ""), where)
-        raise Mistake("ps3.resample.not_close", f"{where}: {_worst(got, expected)}")
+    The same check as problem set 5's (one skill, one reference: vitkit.embedding.resample_pos_embed).
+    """
+    position_grid_check(student_fn, "ps3", "resample_position_grid")
     print("The position grid is resampled in 2-D, the CLS entry kept.")
 
 
