@@ -282,9 +282,9 @@ def _uses_vitkit_attention(fn) -> bool:
     return any(scope.get(n) is b for n in names for b in banned) or "scaled_dot_product_attention" in names
 
 
-def _reference_softmax(x, dim=-1):
-    """The reference softmax: the notebook's ``softmax`` while self_attention is graded."""
-    return _softmax(x, dim)
+def _reference_softmax(x, dim=-1, **kwargs):
+    """The reference softmax: the notebook's ``softmax`` while self_attention is graded (``axis=`` understood too)."""
+    return _softmax(x, kwargs.get("axis", dim))
 
 
 @uses(softmax=_reference_softmax)
