@@ -1,6 +1,6 @@
 """Named mistakes in an executed notebook: the ``[code]`` a failed check printed, per grade cell.
 
-Reads no torch: a grading worker needs only the codes, not the checks that define them.
+Reads no torch: a grading worker needs only the codes, read from the catalogue's data module, not the checks.
 """
 
 from __future__ import annotations

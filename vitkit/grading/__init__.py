@@ -6,8 +6,8 @@ inputs, and when it fails it raises a :class:`Mistake` carrying a stable code fr
 always starts with the code in brackets: ``[ps1.softmax.wrong_axis] your softmax ...``.
 
 Students run in the same Python process as the tests, so the checks defend themselves:
-- the comparison functions are captured when this package is imported, and each check verifies
-  that ``torch.testing``, numpy's testing functions and the comparison functions it relies on are
+- the comparison functions are captured when this package is imported, and every check (its
+  shared wrapper) first verifies that ``torch.testing``, numpy's testing functions and the comparison functions it relies on are
   still the originals (a student who replaced them gets ``[tampering]``, never points);
 - this package and its submodules are read-only: assigning to their attributes raises;
 - the instructor's autograder also scans submissions for tampering (``vitkit.course``).
@@ -37,7 +37,6 @@ import torch.testing
 
 # ----------------------------------------------------------------------------- the mistake catalogue
 
-
 # The catalogue is data, in a module of its own that imports no torch (the sandbox and the report read it too).
 from vitkit.grading.catalogue import CATALOGUE, PROBLEM_SETS, MistakeInfo  # noqa: E402, F401
 
@@ -48,7 +47,7 @@ class Mistake(AssertionError):
     def __init__(self, code: str, detail: str = ""):
         info = CATALOGUE.get(code)
         if info is None:
-            raise KeyError(f"unknown mistake code {code!r}; define it in the catalogue first")
+            raise KeyError(f"unknown mistake code {code!r}; add its row to vitkit/grading/catalogue.py first")
         self.code, self.info, self.detail = code, info, detail
         super().__init__(self._text())
 
