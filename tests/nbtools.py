@@ -192,8 +192,8 @@ def question_test_cells(nb, question: str) -> list[str]:
 
 
 _RUNNER = textwrap.dedent(
-    r'''
-    import copy, json, sys, traceback
+    r"""
+    import contextlib, io, json, sys, traceback
     spec = json.load(open(sys.argv[1]))
     results = {}
 
@@ -209,54 +209,110 @@ _RUNNER = textwrap.dedent(
             print(json.dumps({"__setup_error__": f"setup cell {i} failed:\n{src}\n{traceback.format_exc()}"}))
             sys.exit(3)
     for inj in spec["injections"]:
-        local = dict(ns)  # each injection starts from the same namespace
+        # Each injection starts from the same namespace, and every solution cell runs again in it (the
+        # injected source in its cell's place), so that the answers' globals are this namespace, as in a notebook.
+        local = dict(ns)
         try:
-            exec(compile(clean(inj["source"]), f"<injection {inj['name']}>", "exec"), local)
+            for gid, src in spec["solutions"]:
+                if gid == inj["cell"]:
+                    exec(compile(clean(inj["source"]), f"<injection {inj['name']}>", "exec"), local)
+                else:
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        exec(compile(clean(src), f"<solution cell {gid}>", "exec"), local)
         except Exception as exc:
-            results[inj["name"]] = f"the injected source itself failed: {type(exc).__name__}: {exc}"
+            results[inj["name"]] = {"__source__": f"the injected source itself failed: {type(exc).__name__}: {exc}"}
             continue
-        results[inj["name"]] = None
-        for j, src in enumerate(inj["tests"]):
+        cells = results[inj["name"]] = {}
+        for gid, src, index in spec["tests"]:
+            if index < inj["index"]:
+                continue
+            err, out = io.StringIO(), io.StringIO()
             try:
-                exec(compile(clean(src), f"<test cell {j} of {inj['cell']}>", "exec"), local)
+                with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+                    exec(compile(clean(src), f"<test cell {gid}>", "exec"), local)
             except Exception as exc:
-                results[inj["name"]] = str(exc) or type(exc).__name__
-                break
+                cells[gid] = cells.get(gid) or str(exc) or type(exc).__name__
+                continue
+            if err.getvalue().strip():  # nbgrader gives 0 to a test cell that writes to stderr
+                cells[gid] = cells.get(gid) or "wrote to stderr: " + err.getvalue().strip().splitlines()[0]
+            else:
+                cells.setdefault(gid, None)
     json.dump(results, open(sys.argv[2], "w"))
-    '''
+    """
 )
 
 
-def run_injections(ps: str, injections, timeout: int = 600) -> dict[str, str | None]:
-    """Run each injection against the solution notebook of ``ps``; return ``{name: None or error text}``.
+class InjectionResults(dict):
+    """``{name: None or error text}`` of each injection's own question, plus ``cells[name]``: ``{grade_id: None or error}``
+    for every test cell of the notebook (the whole score vector: a failed cell scores 0, a passed one its points)."""
+
+    def __init__(self, own: dict, cells: dict):
+        super().__init__(own)
+        self.cells = cells
+
+
+def run_injections(ps: str, injections, timeout: int = 600) -> InjectionResults:
+    """Run each injection against the solution notebook of ``ps``; return its own question's and every cell's result.
 
     In one fresh Python process: every code cell of the solution notebook that is not a test cell
     runs once, in order (setup and solution cells, so later cells can use earlier answers); then,
-    for each injection, from a copy of that namespace, its ``source`` replaces the solution cell
-    ``cell`` and that question's test cells run (visible and hidden). The result is ``None`` when
-    every test passed, else ``str(exc)`` of the first failure.
+    for each injection, in a copy of that namespace, the solution cells run again with its ``source``
+    in place of the solution cell ``cell``, and every test cell of the notebook runs (visible and hidden), as nbgrader would: a
+    cell fails on an exception or on anything written to stderr. ``result[name]`` is ``None`` when
+    the injection's own question passed, else the first failure's ``str(exc)``; ``result.cells[name]``
+    maps each test cell's grade_id (below the injected cell) to ``None`` or its failure.
     """
     path = ROOT / "solutions" / ps / f"{ps}.ipynb"
     nb = nbformat.read(path, as_version=4)
     solution_ids = {_meta(c).get("grade_id") for c in nb.cells if _meta(c).get("solution")}
     setup = [c.source for c in nb.cells
              if c.cell_type == "code" and not (_meta(c).get("grade") and not _meta(c).get("solution"))]
-    items = []
+    solutions = [[_meta(c)["grade_id"], c.source] for c in nb.cells if c.cell_type == "code" and _meta(c).get("solution")]
+    # [grade_id, source, index]: a test cell above the injected cell runs before it in a notebook, unaffected by it
+    tests = [[_meta(c)["grade_id"], c.source, i] for i, c in enumerate(nb.cells)
+             if c.cell_type == "code" and _meta(c).get("grade") and not _meta(c).get("solution")]
+    index = {_meta(c).get("grade_id"): i for i, c in enumerate(nb.cells)}
+    items, own_ids = [], {}
     for inj in injections:
         if inj.cell not in solution_ids:
             raise KeyError(f"injection {inj.name!r} names cell {inj.cell!r}; {ps}'s solution cells are {sorted(solution_ids)}")
-        tests = question_test_cells(nb, inj.cell)
-        if not tests:
+        own_ids[inj.name] = question_grade_ids(nb, inj.cell)
+        if not own_ids[inj.name]:
             raise KeyError(f"{ps} has no test cells for {inj.cell!r} (grade_id test_{inj.cell} or test_{inj.cell}_*)")
-        items.append({"name": inj.name, "cell": inj.cell, "source": inj.source, "tests": tests})
+        items.append({"name": inj.name, "cell": inj.cell, "source": inj.source, "index": index[inj.cell]})
     names = [i["name"] for i in items]
     if len(set(names)) != len(names):
         raise ValueError(f"injection names must be unique: {sorted(n for n in names if names.count(n) > 1)}")
     with tempfile.TemporaryDirectory(prefix="vitkit-inject-") as tmp:
         spec, out = Path(tmp) / "spec.json", Path(tmp) / "out.json"
-        spec.write_text(json.dumps({"setup": setup, "injections": items}))
+        spec.write_text(json.dumps({"setup": setup, "solutions": solutions, "tests": tests, "injections": items}))
         proc = subprocess.run([sys.executable, "-c", _RUNNER, str(spec), str(out)], cwd=path.parent,
                               env=_env({"MPLBACKEND": "Agg"}), capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0 or not out.exists():
             raise AssertionError(f"the injection runner for {ps} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-        return json.loads(out.read_text())
+        raw = json.loads(out.read_text())
+    own, cells = {}, {}
+    for name, result in raw.items():
+        if "__source__" in result:
+            own[name], cells[name] = result["__source__"], {}
+            continue
+        cells[name] = result
+        own[name] = next((result[gid] for gid in own_ids[name] if result.get(gid)), None)
+    return InjectionResults(own, cells)
+
+
+def question_grade_ids(nb, question: str) -> list[str]:
+    """grade_ids of the test cells of ``question`` (``test_<question>`` or ``test_<question>_*``), in order."""
+    return [_meta(c)["grade_id"] for c in nb.cells
+            if c.cell_type == "code" and _meta(c).get("grade") and not _meta(c).get("solution")
+            and (_meta(c).get("grade_id") == f"test_{question}" or _meta(c).get("grade_id", "").startswith(f"test_{question}_"))]
+
+
+def assert_only_its_own_question_fails(results: InjectionResults, injection, ps: str) -> None:
+    """The whole score vector of an injected answer: every test cell of another question passes (a mistake costs one question)."""
+    nb = nbformat.read(ROOT / "solutions" / ps / f"{ps}.ipynb", as_version=4)
+    own = set(question_grade_ids(nb, injection.cell))
+    cells = results.cells[injection.name]
+    assert cells, results[injection.name]
+    others = {gid: err for gid, err in cells.items() if gid not in own and err}
+    assert not others, f"{injection.name} ({injection.code or 'correct'}) also costs other questions: {others}\n{injection.source}"

@@ -17,8 +17,10 @@ import pytest
 from tests.browser_util import (
     CHROMIUM_ARGS, SCREENSHOTS, LabServer, Notebook, find_chromium, fill_solutions, graded_test_cells, scratch_course,
 )
+from vitkit.course.mistakes import catalogue
 
 pytestmark = pytest.mark.slow
+CATALOGUE = catalogue()
 
 PS1 = "exercises/ps1_self_attention/ps1_self_attention.ipynb"
 PS1_SOURCE = "solutions/ps1_self_attention/ps1_self_attention.ipynb"
@@ -108,6 +110,17 @@ def test_validate_blank_exercise_names_its_failing_tests(page, lab, course):
         f"the dialog should list exactly the {len(tests)} test cells of the blank exercise as failing; "
         f"it lists {len(failed)}:\n{text[:3000]}")
     assert "NotImplementedError" in text, f"the failures should come from the unanswered cells:\n{text[:3000]}"
+    # The message is what the student reads first (issue 14): each named mistake's hint in full (wrapped, never
+    # cut with "..."), and neither the grader's frames nor a file path.
+    flat = " ".join(text.split())
+    codes = set(re.findall(r"\[([A-Za-z0-9_.]+)\]", text)) & set(CATALOGUE)
+    assert codes, f"no named mistake in the dialog:\n{text[:3000]}"
+    for code in codes:
+        hint = " ".join(CATALOGUE[code].hint.split())
+        assert f"Hint: {hint}" in flat, f"the hint of [{code}] is not whole in Validate's dialog:\n{text[:3000]}"
+    assert "vitkit/grading" not in text and "_student_facing" not in text and "site-packages" not in text, text[:3000]
+    widths = message.evaluate("m => [...m.querySelectorAll('pre')].map(p => [p.scrollWidth, p.clientWidth])")
+    assert all(scroll <= client + 1 for scroll, client in widths), f"a line runs off Validate's dialog: {widths}"
     # The end of the first failure is the message a student reads: show it in a second screenshot.
     message.evaluate("m => m.querySelectorAll('.jp-RenderedText pre')[1].scrollIntoView({block: 'end'})")
     nb.screenshot("ps1-validate-blank-message")

@@ -14,7 +14,7 @@ from collections import Counter
 import nbformat
 import pytest
 from tests.injections import Injection, load
-from tests.nbtools import ROOT, assert_release_in_sync, autograde_class, nbgrader_cells, run_injections, run_notebook
+from tests.nbtools import ROOT, assert_only_its_own_question_fails, assert_release_in_sync, autograde_class, nbgrader_cells, run_injections, run_notebook
 
 from vitkit.grading import CATALOGUE
 
@@ -172,3 +172,9 @@ def test_ps1_catalogue_codes_are_all_exercised_or_structural():
     generic = {c for c in untested if c.rsplit(".", 1)[1] in {"not_written", "wrong", "wrong_values", "wrong_scores", "wrong_output",
                                                                  "wrong_weights", "wrong_shape", "not_a_pair", "dtype", "not_an_option"}}
     assert untested - generic == set()
+
+
+@pytest.mark.parametrize("inj", WRONG + CORRECT, ids=lambda i: i.name)
+def test_an_injected_answer_changes_no_other_questions_points(injected, inj):
+    """The whole score vector: a mistake costs its own question only, a correct variant costs nothing."""
+    assert_only_its_own_question_fails(injected, inj, PS)

@@ -7,7 +7,7 @@ import pytest
 
 import vitkit.grading.ps3  # noqa: F401  (defines the problem set's mistakes)
 from tests.injections import load
-from tests.nbtools import ROOT, assert_release_in_sync, autograde_class, run_injections, run_notebook
+from tests.nbtools import ROOT, assert_only_its_own_question_fails, assert_release_in_sync, autograde_class, run_injections, run_notebook
 from vitkit.grading import CATALOGUE
 
 PS = "ps3_patch_embeddings"
@@ -79,3 +79,8 @@ def test_wrong_answer_is_rejected_with_its_mistake_code(injected, inj):
 def test_correct_answer_written_differently_passes(injected, inj):
     assert injected[inj.name] is None, injected[inj.name]
 
+
+@pytest.mark.parametrize("inj", WRONG + CORRECT, ids=lambda i: i.name)
+def test_an_injected_answer_changes_no_other_questions_points(injected, inj):
+    """The whole score vector: a mistake costs its own question only, a correct variant costs nothing."""
+    assert_only_its_own_question_fails(injected, inj, PS)

@@ -8,7 +8,7 @@ import pytest
 import vitkit.grading.ps5  # noqa: F401  (defines the problem set's mistakes)
 from tests.injections import load
 from tests.injections.ps5 import TAMPERING
-from tests.nbtools import ROOT, assert_release_in_sync, autograde_class, run_injections, run_notebook
+from tests.nbtools import ROOT, assert_only_its_own_question_fails, assert_release_in_sync, autograde_class, run_injections, run_notebook
 from vitkit.grading import CATALOGUE
 
 PS = "ps5_pretrain_finetune"
@@ -85,3 +85,9 @@ def test_correct_answer_written_differently_passes(injected, inj):
 def test_replacing_the_testing_functions_is_caught_as_tampering(inj):
     error = run_injections(PS, [inj])[inj.name]  # one process each: the patch lasts for the whole process
     assert error is not None and error.startswith("[tampering]"), error
+
+
+@pytest.mark.parametrize("inj", WRONG + CORRECT, ids=lambda i: i.name)
+def test_an_injected_answer_changes_no_other_questions_points(injected, inj):
+    """The whole score vector: a mistake costs its own question only, a correct variant costs nothing."""
+    assert_only_its_own_question_fails(injected, inj, PS)

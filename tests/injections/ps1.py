@@ -267,4 +267,46 @@ CORRECT = [
     Injection("answer_related", None, "most_related, least_related = [3, 2], 1", name="answer_related/correct/list"),
     Injection("answer_why_dot_product", None, "why_dot_product = ' B '", name="answer_why_dot_product/correct/upper"),
     Injection("answer_why_scaling", None, "why_scaling = '(c)'", name="answer_why_scaling/correct/paren"),
+    # issue 14: at least three correct answers per graded function, written differently from the solution
+    Injection("softmax", None, """
+        def softmax(x, dim=-1):
+            e = (x - x.amax(dim, keepdim=True)).exp_()  # in place, on a new tensor
+            e /= e.sum(dim, keepdim=True)
+            return e
+        """, name="softmax/correct/in_place"),
+    Injection("worked_example", None, """
+        queries = torch.stack([x @ W_q for x in (x1, x2, x3)])
+        keys = torch.stack([x @ W_k for x in (x1, x2, x3)])
+        values = torch.stack([x @ W_v for x in (x1, x2, x3)])
+        scores = torch.tensor([[float(q @ k) for k in keys] for q in queries])
+        output_1 = sum(w * v for w, v in zip((0.0, 0.5, 0.5), values))
+        """, name="worked_example/correct/loops"),
+    Injection("worked_example", None, """
+        queries, keys, values = (torch.matmul(X, W) for W in (W_q, W_k, W_v))
+        scores = torch.mm(queries, keys.t())
+        output_1 = torch.tensor([0.0, 0.5, 0.5]) @ values
+        """, name="worked_example/correct/matmul_mm"),
+    Injection("self_attention", None, """
+        def self_attention(x, w_q, w_k, w_v):
+            q, k, v = x @ w_q, x @ w_k, x @ w_v
+            scores = (q.unsqueeze(-2) * k.unsqueeze(-3)).sum(-1) / k.shape[-1] ** 0.5  # (…, N, N) by broadcasting
+            weights = softmax(scores, dim=-1)
+            return (weights.unsqueeze(-1) * v.unsqueeze(-3)).sum(-2), weights
+        """, name="self_attention/correct/broadcast"),
+    Injection("pixels_to_tokens", None, """
+        def pixels_to_tokens(image):
+            c, h, w = image.shape
+            return torch.stack([image[:, r, col] for r in range(h) for col in range(w)])
+        """, name="pixels_to_tokens/correct/loops"),
+    Injection("attention_pairs", None, """
+        def attention_pairs(height, width, patch_size=1):
+            n = (height // patch_size) * (width // patch_size)
+            return pow(n, 2)
+        """, name="attention_pairs/correct/pow"),
+    Injection("attention_pairs", None, """
+        def attention_pairs(height, width, patch_size=1):
+            rows = len(range(0, height - patch_size + 1, patch_size))
+            cols = len(range(0, width - patch_size + 1, patch_size))
+            return (rows * cols) * (rows * cols)
+        """, name="attention_pairs/correct/ranges"),
 ]

@@ -35,10 +35,16 @@ def _mhsa(**change) -> str:
 
 
 WRONG = [
+    # issue 14: mistakes that were only "not close" or named wrongly
+    Injection("mhsa", "ps2.mhsa.heads_merged_interleaved", _mhsa(merge="out.permute(0, 2, 3, 1).reshape(B, N, dim)")),
+    Injection("mhsa", "ps2.mhsa.softmax_across_heads",
+              _mhsa().replace("weights = scores.softmax(dim=-1)",
+                              "weights = scores.transpose(1, 2).reshape(B, N, H * N).softmax(dim=-1).reshape(B, N, H, N).transpose(1, 2)"),
+              name="mhsa/ps2.mhsa.softmax_across_heads/flattened"),
     Injection("mhsa", "ps2.mhsa.no_scale", _mhsa(scores="q @ k.transpose(-2, -1)")),
     Injection("mhsa", "ps2.mhsa.scale_by_dim", _mhsa(scores="q @ k.transpose(-2, -1) / math.sqrt(dim)")),
     Injection("mhsa", "ps2.mhsa.softmax_wrong_axis", _mhsa(axis="-2")),
-    Injection("mhsa", "ps2.mhsa.softmax_wrong_axis", _mhsa(axis="1"), name="mhsa/softmax over heads"),
+    Injection("mhsa", "ps2.mhsa.softmax_across_heads", _mhsa(axis="1"), name="mhsa/softmax over heads"),  # was "over the queries"
     Injection("mhsa", "ps2.mhsa.query_key_swapped", _mhsa(scores="k @ q.transpose(-2, -1) / math.sqrt(hd)")),
     Injection("mhsa", "ps2.mhsa.heads_split_wrong_order", _mhsa(split="t.reshape(B, H, N, hd)")),
     Injection("mhsa", "ps2.mhsa.heads_merged_wrong_order", _mhsa(merge="out.reshape(B, N, dim)")),
@@ -149,4 +155,47 @@ CORRECT = [
             except RuntimeError as err:
                 raise ValueError(str(err))
     """),
+    # issue 14: at least three correct answers per graded function, written differently from the solution
+    Injection("mhsa", None, '''
+        import torch.nn.functional as F
+
+        class MultiHeadSelfAttention(nn.Module):
+            def __init__(self, dim, num_heads):
+                super().__init__()
+                if dim % num_heads:
+                    raise ValueError(f"num_heads={num_heads} does not divide dim={dim}")
+                self.heads = num_heads
+                self.query = nn.Linear(dim, dim)
+                self.key = nn.Linear(dim, dim)
+                self.value = nn.Linear(dim, dim)
+                self.proj = nn.Linear(dim, dim)
+
+            def forward(self, x):
+                B, N, D = x.shape
+                split = lambda layer: F.linear(x, layer.weight, layer.bias).view(B, N, self.heads, -1).permute(0, 2, 1, 3)
+                q, k, v = split(self.query), split(self.key), split(self.value)
+                weights = F.softmax(torch.matmul(q, k.permute(0, 1, 3, 2)) / math.sqrt(q.size(-1)), dim=-1)
+                out = torch.matmul(weights, v).permute(0, 2, 1, 3).contiguous().view(B, N, D)
+                return self.proj(out), weights
+    ''', name="mhsa/correct/functional_permute"),
+    Injection("params", None, """
+        def mhsa_parameter_count(dim, num_heads, bias=True):
+            return sum(dim * dim + (dim if bias else 0) for _ in ("query", "key", "value", "proj"))
+    """, name="params/correct/sum_over_layers"),
+    Injection("shapes", None, """
+        def attention_output_shape(query_shape, key_shape, value_shape):
+            n_q, d_q = query_shape
+            n_k, d_k = key_shape
+            n_v, d_v = value_shape
+            if d_q == d_k and n_k == n_v:
+                return n_q, d_v
+            raise ValueError("incompatible shapes")
+    """, name="shapes/correct/tuple"),
+    Injection("shapes", None, """
+        def attention_output_shape(query_shape, key_shape, value_shape):
+            assert len(query_shape) == len(key_shape) == len(value_shape) == 2
+            if query_shape[1] != key_shape[1] or key_shape[0] != value_shape[0]:
+                raise ValueError(f"cannot attend: {query_shape}, {key_shape}, {value_shape}")
+            return [query_shape[0], value_shape[1]]
+    """, name="shapes/correct/list"),
 ]

@@ -33,6 +33,15 @@ _GRID_OK = "g = grid.reshape(1, h, h, D).permute(0, 3, 1, 2)"
 _BACK_OK = "g = g.permute(0, 2, 3, 1).reshape(1, new_grid * new_grid, D)"
 
 WRONG = [
+    # issue 14: mistakes that were only "not close"
+    Injection("sincos", "ps3.sincos.sin_cos_interleaved", """
+        def sincos_position_embedding(grid_h, grid_w, dim):
+            omega = 1.0 / 10000 ** (torch.arange(dim // 4) / (dim // 4))
+            rows, cols = torch.meshgrid(torch.arange(grid_h), torch.arange(grid_w), indexing="ij")
+            r, c = rows.reshape(-1, 1) * omega, cols.reshape(-1, 1) * omega
+            pairs = lambda t: torch.stack([t.sin(), t.cos()], dim=-1).flatten(1)
+            return torch.cat([pairs(r), pairs(c)], dim=1)
+    """),
     # patchify
     Injection("patchify", "ps3.patchify.wrong_order", _patchify("""
         x = images.reshape(B, C, H // P, P, W // P, P).permute(0, 2, 4, 1, 3, 5)
@@ -215,12 +224,12 @@ WRONG = [
             return out, (torch.arange(length).expand(B, length) < keep).float()
     """),
     # resample_position_grid
-    Injection("resample", "ps3.resample.one_dimensional", """
+    Injection("resample", "ps3.resample.not_2d", """
         def resample_position_grid(pos_embed, new_grid):
             out = F.interpolate(pos_embed.transpose(1, 2), size=1 + new_grid * new_grid, mode="linear", align_corners=False)
             return out.transpose(1, 2)
     """),
-    Injection("resample", "ps3.resample.grid_scrambled", _resample("""
+    Injection("resample", "ps3.resample.wrong_layout", _resample("""
         g = grid.reshape(1, D, h, h)
         g = F.interpolate(g, size=(new_grid, new_grid), mode="bicubic", align_corners=False)
         return torch.cat([cls, g.reshape(1, new_grid * new_grid, D)], dim=1)""")),
@@ -313,4 +322,138 @@ CORRECT = [
             grid = F.interpolate(grid, size=(new_grid, new_grid), mode="bicubic", align_corners=False)
             return torch.cat([pos_embed[:, :1], rearrange(grid, "b d h w -> b (h w) d")], dim=1)
     """),
+    # torch.meshgrid without indexing= (torch warns that it will need one): "ij" is its default, so the answer is right
+    Injection("sincos", None, """
+        def sincos_position_embedding(grid_h, grid_w, dim):
+            q = dim // 4
+            omega = 1.0 / 10000 ** (torch.arange(q, dtype=torch.float64) / q)
+            rows, cols = torch.meshgrid(torch.arange(grid_h, dtype=torch.float64), torch.arange(grid_w, dtype=torch.float64))
+            r, c = rows.reshape(-1, 1) * omega, cols.reshape(-1, 1) * omega
+            return torch.cat([r.sin(), r.cos(), c.sin(), c.cos()], dim=1)
+    """, name="sincos/correct/meshgrid_without_indexing"),
+    # issue 14: at least three correct answers per graded function, written differently from the solution
+    Injection("patchify", None, """
+        def patchify(images, patch_size):
+            B, C, H, W = images.shape
+            if H % patch_size != 0 or W % patch_size != 0:
+                raise ValueError(f"{H}x{W} is not a multiple of {patch_size}")
+            x = images.permute(0, 2, 3, 1)  # channels last: (B, H, W, C)
+            x = x.unfold(1, patch_size, patch_size).unfold(2, patch_size, patch_size)  # (B, h, w, C, p1, p2)
+            return x.permute(0, 1, 2, 4, 5, 3).reshape(B, -1, patch_size * patch_size * C)
+    """, name="patchify/correct/unfold"),
+    Injection("tokens", None, """
+        def count_tokens(height, width, channels, patch_size):
+            rows, rest_h = divmod(height, patch_size)
+            cols, rest_w = divmod(width, patch_size)
+            if rest_h or rest_w:
+                raise ValueError("the patch size must divide the image")
+            return rows * cols, channels * patch_size ** 2
+    """, name="tokens/correct/divmod"),
+    Injection("tokens", None, """
+        def count_tokens(height, width, channels, patch_size):
+            if height % patch_size or width % patch_size:
+                raise ValueError(f"{patch_size} does not divide {height}x{width}")
+            n = height * width // patch_size ** 2
+            return [n, height * width * channels // n]
+    """, name="tokens/correct/area_list"),
+    Injection("embed", None, """
+        class PatchEmbedding(nn.Module):
+            def __init__(self, patch_size, in_chans, embed_dim):
+                super().__init__()
+                self.p = patch_size
+                self.proj = nn.Linear(in_chans * patch_size ** 2, embed_dim)
+
+            def forward(self, images):
+                patches = patchify(images, self.p)
+                return patches @ self.proj.weight.T + self.proj.bias
+    """, name="embed/correct/matmul"),
+    Injection("embed", None, """
+        import einops
+
+        class PatchEmbedding(nn.Module):
+            def __init__(self, patch_size, in_chans, embed_dim):
+                super().__init__()
+                self.patch_size = patch_size
+                self.proj = nn.Linear(patch_size * patch_size * in_chans, embed_dim)
+
+            def forward(self, images):
+                p = self.patch_size
+                return self.proj(einops.rearrange(images, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=p, p2=p))
+    """, name="embed/correct/einops"),
+    Injection("conv", None, """
+        def patch_embedding_as_conv(linear, patch_size, in_chans):
+            conv = nn.Conv2d(in_chans, linear.out_features, patch_size, patch_size)
+            weight = linear.weight.detach().view(linear.out_features, patch_size, patch_size, in_chans)
+            conv.weight = nn.Parameter(weight.permute(0, 3, 1, 2).contiguous())
+            conv.bias = nn.Parameter(linear.bias.detach().clone())
+            return conv
+    """, name="conv/correct/new_parameters"),
+    Injection("conv", None, """
+        import einops
+
+        def patch_embedding_as_conv(linear, patch_size, in_chans):
+            conv = nn.Conv2d(in_chans, linear.out_features, kernel_size=(patch_size, patch_size), stride=patch_size)
+            state = {"weight": einops.rearrange(linear.weight, "d (p1 p2 c) -> d c p1 p2", p1=patch_size, p2=patch_size),
+                     "bias": linear.bias}
+            conv.load_state_dict(state)
+            return conv
+    """, name="conv/correct/load_state_dict"),
+    Injection("cls", None, """
+        def prepend_cls(tokens, cls_token):
+            return torch.cat([cls_token.repeat(tokens.size(0), 1, 1), tokens], 1)
+    """, name="cls/correct/repeat"),
+    Injection("cls", None, """
+        def prepend_cls(tokens, cls_token):
+            B, N, D = tokens.shape
+            out = tokens.new_empty(B, N + 1, D)
+            out[:, 0] = cls_token[0, 0]
+            out[:, 1:] = tokens
+            return out
+    """, name="cls/correct/filled"),
+    Injection("pos_embed", None, """
+        def embed_image(images, patch_embedding, cls_token, pos_embed):
+            tokens = patch_embedding(images)
+            cls = cls_token.expand(tokens.shape[0], 1, tokens.shape[2])
+            return torch.cat((cls + pos_embed[:, :1], tokens + pos_embed[:, 1:]), dim=1)
+    """, name="pos_embed/correct/split_positions"),
+    Injection("pos_embed", None, """
+        def embed_image(images, patch_embedding, cls_token, pos_embed):
+            x = prepend_cls(patch_embedding(images), cls_token)
+            x += pos_embed  # in place on the new tensor
+            return x
+    """, name="pos_embed/correct/in_place"),
+    Injection("pad", None, """
+        def pad_or_truncate(tokens, length):
+            B, N, D = tokens.shape
+            if N >= length:
+                return tokens[:, :length].clone(), torch.ones(B, length, dtype=torch.bool)
+            out = F.pad(tokens, (0, 0, 0, length - N))
+            mask = torch.cat([torch.ones(B, N, dtype=torch.bool), torch.zeros(B, length - N, dtype=torch.bool)], dim=1)
+            return out, mask
+    """, name="pad/correct/F_pad"),
+    Injection("pad", None, """
+        def pad_or_truncate(tokens, length):
+            B, N, D = tokens.shape
+            out = torch.zeros(B, length, D, dtype=tokens.dtype)
+            mask = torch.zeros(B, length, dtype=torch.bool)
+            for i in range(min(N, length)):
+                out[:, i] = tokens[:, i]
+                mask[:, i] = True
+            return out, mask
+    """, name="pad/correct/loop"),
+    Injection("resample", None, """
+        from vitkit import resample_pos_embed
+
+        def resample_position_grid(pos_embed, new_grid):
+            return resample_pos_embed(pos_embed, (new_grid, new_grid))
+    """, name="resample/correct/vitkit"),
+    Injection("resample", None, """
+        import einops
+
+        def resample_position_grid(pos_embed, new_grid):
+            h = int(round((pos_embed.shape[1] - 1) ** 0.5))
+            grid = einops.rearrange(pos_embed[:, 1:], "1 (h w) d -> 1 d h w", h=h)
+            grid = F.interpolate(grid, size=new_grid, mode="bicubic")
+            return torch.cat([pos_embed[:, :1], einops.rearrange(grid, "1 d h w -> 1 (h w) d")], dim=1)
+    """, name="resample/correct/einops"),
 ]

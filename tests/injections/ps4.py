@@ -91,6 +91,13 @@ def _count_with(**changes) -> str:
 
 
 WRONG = [
+    # issue 14: mistakes that were only "not close"
+    Injection("block", "ps4.block.residual_normalised", _block("""
+h = self.norm1(x)
+x = h + self.attn(h)
+h = self.norm2(x)
+return h + self.mlp(h)
+""")),
     # --- the MLP
     Injection("mlp", "ps4.mlp.relu", _MLP_INIT.format("self.fc2(torch.relu(self.fc1(x)))")),
     Injection("mlp", "ps4.mlp.no_activation", _MLP_INIT.format("self.fc2(self.fc1(x))")),
@@ -257,4 +264,89 @@ CORRECT = [
             optimizer.step()
             return float(loss.detach())
     '''),
+    # the issue's cases: nn.LayerNorm's default eps in the ViT's final norm; float(loss) (torch warns: a tensor that
+    # requires grad); the 0-d loss tensor itself
+    Injection("vit", None, _vit().replace("self.norm = nn.LayerNorm(dim, eps=1e-6)", "self.norm = nn.LayerNorm(dim)"), name="vit/correct/default_eps"),
+    Injection("train_step", None, '''
+        def train_step(model, images, labels, optimizer):
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(images), labels)
+            loss.backward()
+            optimizer.step()
+            return float(loss)
+    ''', name="train_step/correct/float_of_a_tensor_that_requires_grad"),
+    Injection("train_step", None, '''
+        def train_step(model, images, labels, optimizer):
+            for p in model.parameters():
+                p.grad = None
+            loss = nn.CrossEntropyLoss()(model(images), labels)
+            loss.backward()
+            optimizer.step()
+            return loss
+    ''', name="train_step/correct/zero_dim_tensor"),
+    # issue 14: at least three correct answers per graded function, written differently from the solution
+    Injection("mlp", None, '''
+        class MLP(nn.Module):
+            def __init__(self, dim, hidden):
+                super().__init__()
+                self.fc1 = nn.Linear(dim, hidden)
+                self.act = nn.GELU(approximate="none")
+                self.fc2 = nn.Linear(hidden, dim)
+
+            def forward(self, x):
+                for layer in (self.fc1, self.act, self.fc2):
+                    x = layer(x)
+                return x
+    ''', name="mlp/correct/loop"),
+    Injection("mlp", None, '''
+        class MLP(nn.Module):
+            def __init__(self, dim, hidden):
+                super().__init__()
+                self.fc1 = nn.Linear(dim, hidden)
+                self.act = nn.GELU()
+                self.fc2 = nn.Linear(hidden, dim)
+
+            def forward(self, x):
+                h = x @ self.fc1.weight.T + self.fc1.bias
+                h = 0.5 * h * (1 + torch.erf(h / math.sqrt(2)))  # the exact GELU, written out
+                return F.linear(h, self.fc2.weight, self.fc2.bias)
+    ''', name="mlp/correct/written_out"),
+    Injection("block", None, _block("""
+x = x + self.attn(self.norm1(x))
+x += self.mlp(self.norm2(x))
+return x
+"""), name="block/correct/in_place_add"),
+    Injection("block", None, '''
+        class Block(nn.Module):
+            def __init__(self, dim, num_heads, mlp_ratio=4.0):
+                super().__init__()
+                self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+                self.attn = Attention(dim, num_heads)
+                self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+                self.mlp = MLP(dim, int(dim * mlp_ratio))
+
+            def forward(self, x):
+                for norm, layer in ((self.norm1, self.attn), (self.norm2, self.mlp)):
+                    x = x + layer(F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps))
+                return x
+    ''', name="block/correct/functional_norm_loop"),
+    Injection("param_count", None, '''
+        def vit_parameter_count(img_size, patch_size, in_chans, num_classes, dim, depth, mlp_ratio=4.0):
+            model = VisionTransformer(img_size, patch_size, in_chans, num_classes, dim, depth, num_heads=1, mlp_ratio=mlp_ratio)
+            return sum(p.numel() for p in model.parameters())
+    ''', name="param_count/correct/build_and_count"),
+    Injection("param_count", None, '''
+        def vit_parameter_count(img_size, patch_size, in_chans, num_classes, dim, depth, mlp_ratio=4.0):
+            n = (img_size // patch_size) ** 2
+            h = int(mlp_ratio * dim)
+            parts = {
+                "patch_embed": (patch_size * patch_size * in_chans + 1) * dim,
+                "cls_token": dim,
+                "pos_embed": (n + 1) * dim,
+                "blocks": depth * (2 * 2 * dim + (dim + 1) * 3 * dim + (dim + 1) * dim + (dim + 1) * h + (h + 1) * dim),
+                "norm": 2 * dim,
+                "head": (dim + 1) * num_classes,
+            }
+            return sum(parts.values())
+    ''', name="param_count/correct/parts"),
 ]

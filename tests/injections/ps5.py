@@ -22,6 +22,13 @@ _GOOD_GRID = "grid = grid.reshape(1, old, old, dim).permute(0, 3, 1, 2)\n"
 _BACK = "grid = grid.permute(0, 2, 3, 1).reshape(1, new_grid * new_grid, dim)\n"
 
 WRONG = [
+    # one verdict with problem set 3: the question asks for bicubic, bilinear is the named mistake in both
+    Injection("resample", "ps5.resample.wrong_mode", '''
+        def resample_pos_embed(pos_embed, new_grid):
+            return vitkit.resample_pos_embed(pos_embed, new_grid, mode="bilinear")
+    '''),
+    # issue 14: a probe that freezes nothing was told that the embeddings still learn
+    Injection("linear_probe", "ps5.linear_probe.nothing_frozen", _probe("for p in model.parameters():\n    p.requires_grad = True\nreturn model")),
     # --- the new head
     Injection("new_head", "ps5.new_head.not_zero_init", _head("model.head = nn.Linear(model.config.dim, num_classes)\nreturn model")),
     Injection("new_head", "ps5.new_head.bias_not_zero", _head(
@@ -96,11 +103,44 @@ CORRECT = [
         def resample_pos_embed(pos_embed, new_grid):
             side = int((pos_embed.shape[1] - 1) ** 0.5)
             grid = einops.rearrange(pos_embed[:, 1:], "1 (h w) d -> 1 d h w", h=side)
-            grid = F.interpolate(grid, size=new_grid, mode="bilinear", align_corners=False)
+            grid = F.interpolate(grid, size=new_grid, mode="bicubic", align_corners=False)
             return torch.cat((pos_embed[:, :1], einops.rearrange(grid, "1 d h w -> 1 (h w) d")), dim=1)
     '''),
     Injection("resample", None, '''
         def resample_pos_embed(pos_embed, new_grid):
             return vitkit.resample_pos_embed(pos_embed, new_grid)  # the library's version is a correct answer too
     '''),
+    # issue 14: at least three correct answers per graded function, written differently from the solution
+    Injection("new_head", None, """
+        def new_head(model, num_classes):
+            setattr(model, "head", nn.Linear(model.config.dim, num_classes))
+            with torch.no_grad():
+                model.head.weight.zero_()
+                model.head.bias.fill_(0.0)
+            return model
+    """, name="new_head/correct/setattr"),
+    Injection("new_head", None, """
+        def new_head(model, num_classes):
+            head = nn.Linear(model.head.in_features, num_classes)
+            head.weight.data = torch.zeros_like(head.weight)
+            head.bias.data.zero_()
+            model.head = head
+            return model
+    """, name="new_head/correct/in_features"),
+    Injection("linear_probe", None, """
+        def linear_probe(model):
+            model.requires_grad_(False)
+            model.head.requires_grad_(True)
+            return model
+    """, name="linear_probe/correct/requires_grad_"),
+    Injection("linear_probe", None, """
+        def linear_probe(model):
+            for name, parameter in model.named_parameters():
+                parameter.requires_grad = name.startswith("head.")
+            return model
+    """, name="linear_probe/correct/by_name"),
+    Injection("resample", None, """
+        def resample_pos_embed(pos_embed, new_grid):
+            return vitkit.resample_pos_embed(pos_embed, (new_grid, new_grid))
+    """, name="resample/correct/vitkit"),
 ]

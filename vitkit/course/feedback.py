@@ -24,12 +24,10 @@ _HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", re.S)
 
 
 def catalogue():
-    """The mistake catalogue with every problem set's module loaded."""
-    from vitkit import grading
-    from vitkit.course.mistakes import catalogue_codes
+    """The mistake catalogue (code -> MistakeInfo), read from its data module: no torch, no checks imported."""
+    from vitkit.course.mistakes import catalogue as read
 
-    catalogue_codes()
-    return grading.CATALOGUE
+    return read()
 
 
 def released_cells(course: Course, ps: str, notebook: str) -> dict[str, str]:

@@ -6,20 +6,29 @@ inputs, and when it fails it raises a :class:`Mistake` carrying a stable code fr
 always starts with the code in brackets: ``[ps1.softmax.wrong_axis] your softmax ...``.
 
 Students run in the same Python process as the tests, so the checks defend themselves:
-- the comparison functions are captured when this package is imported, and each check verifies
-  that ``torch.testing``, numpy's testing functions and the comparison functions it relies on are
+- the comparison functions are captured when this package is imported, and every check (its
+  shared wrapper) first verifies that ``torch.testing``, numpy's testing functions and the comparison functions it relies on are
   still the originals (a student who replaced them gets ``[tampering]``, never points);
 - this package and its submodules are read-only: assigning to their attributes raises;
 - the instructor's autograder also scans submissions for tampering (``vitkit.course``).
+
+Grading is fair in three ways the shared wrapper of every ``check_*`` provides: a check declares the
+notebook's earlier parts its student code calls (:func:`uses`) and runs with the references in their
+place, so one mistake costs one question; warnings are notes on stdout, never a failure (nbgrader
+gives 0 to a test cell that writes to stderr); a failure shows the message and hint in full, wrapped,
+without the grader's frames (:meth:`Mistake._render_traceback_`).
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import functools
+import re
 import sys
+import textwrap
 import types
-from dataclasses import dataclass
+import warnings
 
 import numpy as np
 import numpy.testing
@@ -28,24 +37,8 @@ import torch.testing
 
 # ----------------------------------------------------------------------------- the mistake catalogue
 
-
-@dataclass(frozen=True)
-class MistakeInfo:
-    code: str  # stable, short: "<ps>.<question>.<what>"
-    question: str  # the graded function or answer it belongs to, e.g. "ps1.softmax"
-    message: str  # what is wrong, addressed to the student
-    hint: str  # how to fix it
-
-
-CATALOGUE: dict[str, MistakeInfo] = {}
-
-
-def define(code: str, question: str, message: str, hint: str) -> MistakeInfo:
-    """Add a named mistake to the catalogue (each problem set's module defines its own)."""
-    if code in CATALOGUE:
-        raise ValueError(f"mistake code {code!r} is defined twice")
-    CATALOGUE[code] = info = MistakeInfo(code, question, message, hint)
-    return info
+# The catalogue is data, in a module of its own that imports no torch (the sandbox and the report read it too).
+from vitkit.grading.catalogue import CATALOGUE, PROBLEM_SETS, MistakeInfo  # noqa: E402, F401
 
 
 class Mistake(AssertionError):
@@ -54,16 +47,31 @@ class Mistake(AssertionError):
     def __init__(self, code: str, detail: str = ""):
         info = CATALOGUE.get(code)
         if info is None:
-            raise KeyError(f"unknown mistake code {code!r}; define it in the catalogue first")
+            raise KeyError(f"unknown mistake code {code!r}; add its row to vitkit/grading/catalogue.py first")
         self.code, self.info, self.detail = code, info, detail
-        text = f"[{code}] {info.message}"
-        if detail:
-            text += f" ({detail})"
-        super().__init__(f"{text}. Hint: {info.hint}")
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        text = f"[{self.code}] {self.info.message}" + (f" ({self.detail})" if self.detail else "")
+        return f"{text}. Hint: {self.info.hint}"
+
+    def add_detail(self, more: str) -> None:
+        """Append to the detail in brackets (e.g. which references were in place)."""
+        self.detail = f"{self.detail}; {more}" if self.detail else more
+        self.args = (self._text(),)
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython, Validate's dialog and ``nbgrader validate`` show: the mistake and its hint in full,
+        wrapped to a notebook's width, without the grading code's frames or any file path."""
+        head = f"[{self.code}] {self.info.message}" + (f" ({self.detail})" if self.detail else "") + "."
+        lines = [f"{type(self).__name__}:"]
+        for part in (head, f"Hint: {self.info.hint}"):
+            lines += textwrap.wrap(part, WIDTH, break_long_words=False, break_on_hyphens=False) or [""]
+        return lines
 
 
-define("tampering", "integrity", "the testing functions were replaced or patched in this notebook",
-       "remove the code that assigns to torch.testing, numpy.testing, builtins or vitkit.grading; tests only pass with the real checks")
+WIDTH = 78  # characters per line of a message: a notebook's output area and Validate's dialog show this much
+
 
 # ----------------------------------------------------------------------------- integrity
 
@@ -142,17 +150,132 @@ _MISSING = object()
 
 
 def _student_facing(check):
-    """Wrap a check so that a failure shows the student the test cell and the mistake, not the grader's insides."""
+    """Wrap a check: integrity first, warnings shown as notes, references in place, a message in place of the grader's insides.
+
+    - ``verify_integrity()`` runs before the check (every check, none forgets it);
+    - warnings raised while the student's code runs are caught and printed as a note on stdout: nbgrader
+      gives 0 to a test cell that writes to stderr, and a warning is never a mistake;
+    - the earlier parts the check declared with :func:`uses` are the references while it runs (see
+      :func:`references`), so a mistake there costs only its own question;
+    - ``NotImplementedError`` becomes ``[not_written]``; a :class:`Mistake` loses the grader's traceback.
+    """
+    used = getattr(check, "_uses", {})
 
     @functools.wraps(check)
     def wrapper(*args, **kwargs):
         __tracebackhide__ = True  # noqa: F841 (IPython and pytest hide frames that set this)
-        try:
-            return check(*args, **kwargs)
-        except Mistake as mistake:
-            raise mistake.with_traceback(None) from None
+        verify_integrity()
+        replaced, failure = [], None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                with references(args[0] if args else None, used) as replaced:
+                    result = check(*args, **kwargs)
+            except NotImplementedError:
+                failure = Mistake("not_written")
+            except Mistake as mistake:
+                failure = mistake
+            except Exception as error:  # a genuine error in the student's code: its traceback, down their lines only
+                _print_notes(caught)
+                raise error.with_traceback(_without_grader_frames(error.__traceback__))
+        _print_notes(caught)
+        if failure is None:
+            if replaced:
+                print(_graded_with(replaced) + ".")
+            return result
+        if replaced:
+            failure.add_detail(_graded_with(replaced))
+        raise failure.with_traceback(None) from None
 
     return wrapper
+
+
+def _print_notes(caught) -> None:
+    for note in dict.fromkeys(_note(w.category, w.message) for w in caught):
+        print("\n".join(textwrap.wrap(note, WIDTH, subsequent_indent="  ", break_long_words=False)))
+
+
+_GRADING_DIR = str(__import__("pathlib").Path(__file__).resolve().parent)
+
+
+def _without_grader_frames(tb):
+    """The traceback ``tb`` without the frames of this package's files (the student's and torch's frames stay)."""
+    frames = []
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(_GRADING_DIR):
+            frames.append(tb)
+        tb = tb.tb_next
+    out = None
+    for frame in reversed(frames):
+        out = types.TracebackType(out, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
+    return out
+
+
+def _graded_with(replaced: list[str]) -> str:
+    names = " and ".join(replaced)
+    return f"graded with the reference {names} in place of yours"
+
+
+def uses(**references_by_name):
+    """Declare the notebook's earlier parts a check's student code calls, with their references.
+
+    ``@uses(MLP=ReferenceMLP)`` on ``check_block(student_cls)``: while the check runs, the name
+    ``MLP`` in the student's notebook means the reference, so a mistake in the MLP costs the MLP's
+    question only.
+    """
+    def mark(check):
+        check._uses = dict(references_by_name)
+        return check
+
+    return mark
+
+
+def _namespace(student) -> dict | None:
+    """The globals a student's function or class reads its names from (the notebook's), or None."""
+    if isinstance(student, types.FunctionType):
+        return student.__globals__
+    if isinstance(student, type):
+        for klass in student.__mro__:
+            for value in vars(klass).values():
+                if isinstance(value, (staticmethod, classmethod)):
+                    value = value.__func__
+                if isinstance(value, types.FunctionType) and value.__globals__.get("__name__") not in (None, "builtins") \
+                        and not value.__module__.startswith(("torch", "vitkit")):
+                    return value.__globals__
+    return None
+
+
+@contextlib.contextmanager
+def references(student, replacements: dict):
+    """Rebind, in the student's notebook namespace, each name of ``replacements`` that the notebook defines, to its reference.
+
+    Yields the names rebound (those whose notebook value was not already the reference); restores the
+    notebook's own values afterwards, whatever happens.
+    """
+    namespace = _namespace(student) if replacements else None
+    if namespace is None or namespace.get("__name__", "").startswith("vitkit"):
+        yield []
+        return
+    saved = {name: namespace[name] for name in replacements if name in namespace}
+    replaced = [name for name in saved if saved[name] is not replacements[name]]
+    try:
+        for name in saved:
+            namespace[name] = replacements[name]
+        yield replaced
+    finally:
+        for name, value in saved.items():
+            namespace[name] = value
+
+
+def _note(category, message) -> str:
+    """A warning as the student reads it: its text, without where in torch's C++ sources it was triggered."""
+    text = re.sub(r"\s*\(Triggered internally at [^)]*\)", "", str(message)).strip()
+    return f"Note (a warning, not a mistake): {category.__name__}: {text}"
+
+
+def _show_warning_on_stdout(message, category, filename, lineno, file=None, line=None):
+    """Warnings in a graded notebook print on stdout: nbgrader scores a test cell that writes to stderr as 0."""
+    print("\n".join(textwrap.wrap(_note(category, message), WIDTH, subsequent_indent="  ", break_long_words=False)), file=sys.stdout)
 
 
 def seal(module_name: str) -> None:
@@ -163,7 +286,7 @@ def seal(module_name: str) -> None:
     """
     module = sys.modules[module_name]
     for name, value in list(vars(module).items()):
-        if name.startswith("check") and isinstance(value, types.FunctionType) and value.__module__ == module_name:
+        if name.startswith("check_") and isinstance(value, types.FunctionType) and value.__module__ == module_name:
             vars(module)[name] = _student_facing(value)
     module.__class__ = _ReadOnlyModule
     _SEALED[module_name] = (module, dict(vars(module)))
@@ -186,12 +309,6 @@ def as_tensor(value, name: str = "your result") -> torch.Tensor:
     raise Mistake("not_a_tensor", f"{name} is {type(value).__name__}")
 
 
-define("not_a_tensor", "general", "the function returned something that is not a tensor or an array of numbers",
-       "return a torch.Tensor (or a numpy array); did you forget a return statement?")
-define("wrong_shape", "general", "the result has the wrong shape", "compare the shapes after each step with the shapes the docstring asks for")
-define("not_close", "general", "the result differs from the correct values", "check each step against the lecture's worked example")
-
-
 def close(actual: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
     """Elementwise closeness of two tensors of the same shape (no NaNs allowed), with the captured originals."""
     actual, expected = actual.to(torch.float64), expected.to(torch.float64)
@@ -205,7 +322,6 @@ def check_shape(actual: torch.Tensor, expected_shape, name: str = "your result",
 
 def check_close(actual, expected, name: str = "your result", rtol: float = 1e-5, atol: float = 1e-6, code: str = "not_close") -> None:
     """Raise a Mistake unless ``actual`` has ``expected``'s shape and values; the message says how far off it is."""
-    verify_integrity()
     actual, expected = as_tensor(actual, name), as_tensor(expected)
     check_shape(actual, expected.shape, name)
     if not close(actual, expected, rtol, atol):
@@ -213,4 +329,70 @@ def check_close(actual, expected, name: str = "your result", rtol: float = 1e-5,
         raise Mistake(code, f"{name}: largest difference {worst:.3g}")
 
 
+# ----------------------------------------------------------------------------- one skill, one check: resampling a position grid
+
+_interpolate = torch.nn.functional.interpolate
+_cat = torch.cat
+
+
+def _resampled(pos: torch.Tensor, new: int, mode: str = "bicubic", variant: str = "correct") -> torch.Tensor:
+    """pos (1, 1 + h·h, D) -> (1, 1 + new², D) the way the question asks (bicubic, align_corners=False), or one classic mistake."""
+    D, cls, grid = pos.shape[-1], pos[:, :1], pos[:, 1:]
+    old = int(round(grid.shape[1] ** 0.5))
+    if variant == "not_2d":
+        return _interpolate(pos.transpose(1, 2), size=1 + new * new, mode="linear", align_corners=False).transpose(1, 2)
+    if variant == "not_2d_grid":
+        return _cat([cls, _interpolate(grid.transpose(1, 2), size=new * new, mode="linear", align_corners=False).transpose(1, 2)], 1)
+    if variant == "wrong_layout":
+        return _cat([cls, _interpolate(grid.reshape(1, D, old, old), size=(new, new), mode=mode, align_corners=False).reshape(1, new * new, D)], 1)
+    g = grid.reshape(1, old, old, D).permute(0, 3, 1, 2)  # (1, D, h, w)
+    if variant == "nearest":
+        g = _interpolate(g, size=(new, new), mode="nearest")
+    else:
+        g = _interpolate(g, size=(new, new), mode=mode, align_corners=variant == "align_corners")
+    return _cat([cls, g.permute(0, 2, 3, 1).reshape(1, new * new, D)], 1)
+
+
+def position_grid_check(student_fn, ps: str, call: str, cases=((4, 6, 8), (3, 5, 6), (6, 4, 4), (2, 7, 3), (7, 4, 6))) -> None:
+    """The one check of "resample a position grid" (problem sets 3 and 5): the student's ``fn(pos_embed, new_grid)``
+    against :func:`vitkit.embedding.resample_pos_embed` (bicubic, align_corners=False, the CLS entry kept).
+
+    Both notebooks ask for bicubic interpolation, as timm and vitkit do: bilinear is the named mistake
+    ``<ps>.resample.wrong_mode`` in both. Raises ``<ps>.resample.<what>`` naming the mistake.
+    """
+    from vitkit.embedding import resample_pos_embed
+
+    g = torch.Generator().manual_seed(510)
+    tol = dict(rtol=1e-4, atol=1e-5)
+    for old, new, D in cases:
+        pos = torch.randn(1, 1 + old * old, D, generator=g)
+        where = f"{call}(pos_embed of shape {(1, 1 + old * old, D)}, new_grid={new})"
+        out = student_fn(pos.clone(), new)
+        if not isinstance(out, (torch.Tensor, np.ndarray)):
+            raise Mistake(f"{ps}.resample.not_a_tensor", f"{where} returned {type(out).__name__}")
+        out = as_tensor(out)
+        if tuple(out.shape) == (1, new * new, D) and new != old:
+            raise Mistake(f"{ps}.resample.cls_dropped", f"{where} gave shape {tuple(out.shape)}")
+        if tuple(out.shape) != (1, 1 + new * new, D):
+            raise Mistake(f"{ps}.resample.wrong_shape", f"{where} gave shape {tuple(out.shape)}, expected {(1, 1 + new * new, D)}")
+        expected = resample_pos_embed(pos, new)
+        if close(out, expected, **tol):
+            continue
+        if not close(out[:, :1], pos[:, :1], **tol):
+            code = "not_2d" if close(out, _resampled(pos, new, variant="not_2d"), **tol) else "cls_changed"
+            raise Mistake(f"{ps}.resample.{code}", where)
+        if close(out, _resampled(pos, new, "bilinear"), **tol):
+            raise Mistake(f"{ps}.resample.wrong_mode", f"{where}: bilinear")
+        for variant in ("not_2d", "not_2d_grid", "wrong_layout", "align_corners", "nearest"):
+            for mode in ("bicubic", "bilinear"):
+                if close(out, _resampled(pos, new, mode, variant), **tol):
+                    raise Mistake(f"{ps}.resample.{variant.replace('_grid', '')}", where)
+        raise Mistake(f"{ps}.resample.not_close", f"{where}: largest difference {(out - expected).abs().max().item():.3g}")
+
+
+# A graded notebook imports this package before any answer runs: from then on a warning (from a student's
+# code in a test cell, outside any check) prints on stdout, where it cannot cost the cell its points.
+warnings.showwarning = _show_warning_on_stdout
+
+seal(f"{__name__}.catalogue")
 seal(__name__)

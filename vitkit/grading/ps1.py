@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from vitkit.grading import Mistake, as_tensor, check_shape, close, define, verify_integrity, seal
+from vitkit.grading import Mistake, as_tensor, check_shape, close, seal, uses
 
 # Captured now, before student code runs: the references never call what a student could patch.
 _exp, _amax, _sum, _matmul = torch.exp, torch.amax, torch.sum, torch.matmul
@@ -46,117 +46,7 @@ def _t(rows, dtype=_float64) -> torch.Tensor:
     return _tensor(rows, dtype=dtype)
 
 
-# ----------------------------------------------------------------------------- the catalogue
-
-Q = "ps1.softmax"
-define("ps1.softmax.not_written", Q, "softmax is not written yet (it raises NotImplementedError)", "replace `raise NotImplementedError()` with your code")
-define("ps1.softmax.wrong_axis", Q, "your softmax normalises over the wrong axis: the weights must sum to 1 over axis `dim`",
-       "reduce with dim=dim (and keepdim=True), not over a fixed axis")
-define("ps1.softmax.not_normalised", Q, "your softmax weights do not sum to 1 over axis `dim`",
-       "divide exp(x) by its sum over `dim`, taken with keepdim=True")
-define("ps1.softmax.global_sum", Q, "you divide by the sum over the whole tensor, so each slice along `dim` does not sum to 1",
-       "sum over `dim` only: e.sum(dim=dim, keepdim=True)")
-define("ps1.softmax.max_not_keepdim", Q, "you subtract the maximum without keepdim=True, so it broadcasts along the wrong axis",
-       "x.amax(dim=dim, keepdim=True) keeps the reduced axis so each slice loses its own maximum")
-define("ps1.softmax.unstable", Q, "your softmax overflows for large inputs (exp(1000) is inf, inf/inf is nan): it is not numerically stable",
-       "subtract the maximum over `dim` before exp: softmax(x) = softmax(x - max(x)), and exp(≤0) never overflows")
-define("ps1.softmax.global_max", Q, "you subtract one maximum for the whole tensor: slices far below it underflow to 0/0 = nan",
-       "subtract each slice's own maximum: x.amax(dim=dim, keepdim=True)")
-define("ps1.softmax.wrong_shape", Q, "your softmax changes the shape of its input", "return one weight per input value: keep the reduced axes with keepdim=True")
-define("ps1.softmax.dtype", Q, "your softmax changes the dtype of its input", "compute with the input's own dtype; do not build new tensors with a fixed dtype")
-define("ps1.softmax.used_builtin", Q, "your softmax calls torch's softmax: this exercise asks you to write it yourself",
-       "use torch.exp, a maximum and a sum; not torch.softmax, F.softmax or Tensor.softmax")
-define("ps1.softmax.wrong_values", Q, "your softmax gives wrong values", "softmax(x)_i = exp(x_i - m) / Σ_j exp(x_j - m) along `dim`, with m the maximum along `dim`")
-
-Q = "ps1.worked_example"
-define("ps1.worked_example.queries_keys_swapped", Q, "your queries and keys are swapped", "queries = X @ W_q and keys = X @ W_k")
-define("ps1.worked_example.wrong_projection", Q, "your queries, keys or values differ from the lecture's",
-       "stack the inputs as rows of X (3×4) and multiply on the right: X @ W (3×3)")
-define("ps1.worked_example.keys_not_transposed", Q, "queries @ keys multiplies each query with the *columns* of keys, not with each key",
-       "scores = queries @ keys.T: row i holds query i's dot products with every key")
-define("ps1.worked_example.scores_scaled", Q, "your scores are already divided by √d_k; the slide's scores are the raw dot products",
-       "scores = queries @ keys.T; the scaling comes later")
-define("ps1.worked_example.wrong_scores", Q, "your scores differ from the lecture's", "scores[i, j] = query_i · key_j")
-define("ps1.worked_example.exact_softmax", Q, "you used the exact softmax; this question asks for the slide's rounded weights [0, 0.5, 0.5]",
-       "output_1 = 0 * value_1 + 0.5 * value_2 + 0.5 * value_3; the next cells show what the exact softmax changes")
-define("ps1.worked_example.output_not_values", Q, "input 1's new representation must be a weighted sum of the *values*",
-       "weight the values (X @ W_v), not the keys, queries or inputs")
-define("ps1.worked_example.wrong_output", Q, "input 1's new representation differs from the slide's", "weighted sum of the values with the weights [0, 0.5, 0.5]")
-
-Q = "ps1.self_attention"
-define("ps1.self_attention.not_written", Q, "self_attention is not written yet (it raises NotImplementedError)", "replace `raise NotImplementedError()` with your code")
-define("ps1.self_attention.not_a_pair", Q, "self_attention must return a pair (output, weights)", "end with `return output, weights`")
-define("ps1.self_attention.return_order", Q, "you return (weights, output): the order is (output, weights)", "end with `return output, weights`")
-define("ps1.self_attention.wrong_shape", Q, "a result of self_attention has the wrong shape",
-       "output is (…, N, d_v), one new representation per token; weights are (…, N, N), one row per query")
-define("ps1.self_attention.no_scale", Q, "your scores are √d_k too large: did you forget the scaling?",
-       "divide the scores by math.sqrt(d_k) before the softmax (d_k = the size of a key)")
-define("ps1.self_attention.wrong_scale", Q, "you scale the scores by the wrong amount", "divide by √d_k, the square root of the size of a key (w_k.shape[1])")
-define("ps1.self_attention.scaled_after_softmax", Q, "you divide by √d_k after the softmax: your attention weights no longer sum to 1",
-       "scale the scores, then take the softmax")
-define("ps1.self_attention.weights_wrong_axis", Q, "your attention weights sum to 1 over the queries (axis -2), not over the keys (axis -1)",
-       "take the softmax over the last axis: each query distributes one unit of attention over the keys")
-define("ps1.self_attention.scores_transposed", Q, "your scores are transposed: row i must hold query i's dot products with every key",
-       "scores = query @ key.transpose(-2, -1)")
-define("ps1.self_attention.weights_not_normalised", Q, "your attention weights do not sum to 1 over the keys (axis -1)",
-       "apply your softmax over the last axis to the scaled scores")
-define("ps1.self_attention.wrong_weights", Q, "your attention weights differ from softmax(QKᵀ/√d_k)", "check each step against the worked example")
-define("ps1.self_attention.transposed_weights", Q, "your output uses the transposed weights: token i must get Σ_j weights[i, j] · value_j",
-       "output = weights @ value")
-define("ps1.self_attention.no_value_projection", Q, "your output is a weighted sum of the inputs x, not of the values",
-       "value = x @ w_v; output = weights @ value")
-define("ps1.self_attention.wrong_output", Q, "your output differs from weights @ values", "output = weights @ (x @ w_v)")
-define("ps1.self_attention.batch", Q, "self_attention works for one sequence (N, D) but not for a batch (B, N, D)",
-       "`.T` reverses every dimension of a 3-D tensor; use .transpose(-2, -1) and reduce over dim=-1")
-define("ps1.self_attention.dtype", Q, "self_attention changes the dtype of its input", "compute in the input's dtype; do not create new tensors with a fixed dtype")
-define("ps1.self_attention.used_library", Q, "self_attention calls a library's attention: this exercise asks you to write it yourself",
-       "do not call F.scaled_dot_product_attention, nn.MultiheadAttention or vitkit's self_attention; use matrix products and your softmax")
-
-Q = "ps1.pixels_to_tokens"
-define("ps1.pixels_to_tokens.not_written", Q, "pixels_to_tokens is not written yet (it raises NotImplementedError)", "replace `raise NotImplementedError()` with your code")
-define("ps1.pixels_to_tokens.no_permute", Q, "you reshape (C, H, W) to (H·W, C) without moving the channels last: the numbers of different pixels get mixed",
-       "image.permute(1, 2, 0).reshape(H * W, C), or image.flatten(1).T")
-define("ps1.pixels_to_tokens.column_major", Q, "your pixels are in column order; tokens must follow the reading order (row by row)",
-       "flatten (H, W) with H first: image.permute(1, 2, 0), not image.permute(2, 1, 0)")
-define("ps1.pixels_to_tokens.channels_first", Q, "you return (C, H·W): one row per channel instead of one row per pixel",
-       "transpose it: each token (row) is one pixel with its C channel values")
-define("ps1.pixels_to_tokens.wrong_shape", Q, "your tokens have the wrong shape", "an image (C, H, W) gives H·W tokens of C values: shape (H·W, C)")
-define("ps1.pixels_to_tokens.wrong", Q, "your tokens differ from the image's pixels in reading order", "token k = pixel (k // W, k % W), its C channel values")
-
-Q = "ps1.attention_pairs"
-define("ps1.attention_pairs.not_written", Q, "attention_pairs is not written yet (it raises NotImplementedError)", "replace `raise NotImplementedError()` with your code")
-define("ps1.attention_pairs.tokens_not_pairs", Q, "you count the tokens, not the pairs of tokens that attention scores",
-       "every token's query meets every token's key: N tokens make N² pairs")
-define("ps1.attention_pairs.patch_area", Q, "a P×P patch holds P² pixels: you divided by P",
-       "the number of patches is (H / P) · (W / P)")
-define("ps1.attention_pairs.unordered_pairs", Q, "attention scores every ordered pair (query i, key j), including each token with itself: N², not about N²/2",
-       "scores[i, j] and scores[j, i] are different numbers: count N · N")
-define("ps1.attention_pairs.no_self_pairs", Q, "each token also attends to itself: N², not N(N−1)", "the scores matrix is N × N, its diagonal included")
-define("ps1.attention_pairs.wrong", Q, "your number of attention pairs is wrong", "tokens N = (H / P) · (W / P); pairs = N²")
-
-Q = "ps1.weight_matrices"
-define("ps1.weight_matrices.per_input", Q, "the inputs do not get their own weight matrices: all of them share the same W_q, W_k, W_v",
-       "count the learned matrices of the worked example: W_q, W_k, W_v")
-define("ps1.weight_matrices.wrong", Q, "that is not the number of weight matrices self-attention learns", "queries, keys and values each come from one learned matrix")
-
-Q = "ps1.related"
-define("ps1.related.swapped", Q, "you swapped most and least related", "input 1's scores are [2, 4, 4]: higher scores mean more related")
-define("ps1.related.tie", Q, "inputs 2 and 3 tie: both have score 4 with input 1", "give every input with the highest score, as a set: {2, 3}")
-define("ps1.related.zero_based", Q, "inputs are numbered 1, 2, 3 as on the slides, not from 0", "input 1 is x1 = [1, 0, 1, 0]")
-define("ps1.related.wrong", Q, "that is not what input 1's scores [2, 4, 4] say", "the larger query_1 · key_j, the more input 1 is related to input j")
-
-Q = "ps1.why_dot_product"
-define("ps1.why_dot_product.not_an_option", Q, "your answer is not one of the options", "set the variable to one letter: 'a', 'b', 'c' or 'd'")
-define("ps1.why_dot_product.normalises", Q, "the dot product does not make the weights sum to 1", "that is the softmax's job; what does a dot product of two similar vectors give?")
-define("ps1.why_dot_product.positive", Q, "dot products can be negative ([1, 0] · [-1, 0] = -1)", "the softmax's exponential makes the weights positive; what does the dot product measure?")
-define("ps1.why_dot_product.position", Q, "the dot product compares contents (a query and a key), not positions", "positions enter through position embeddings (lecture 2)")
-
-Q = "ps1.why_scaling"
-define("ps1.why_scaling.not_an_option", Q, "your answer is not one of the options", "set the variable to one letter: 'a', 'b', 'c' or 'd'")
-define("ps1.why_scaling.normalises", Q, "dividing by √d_k does not make the weights sum to 1 (the softmax does)", "look at how the size of a dot product grows with d_k")
-define("ps1.why_scaling.speed", Q, "the scaling is one more division: it does not make anything faster", "look at how the size of a dot product grows with d_k")
-define("ps1.why_scaling.averages", Q, "the scaling does not average the values", "it acts on the scores, before the softmax: what happens to softmax of large scores?")
-del Q
+# The mistakes these checks name, with their messages and hints, are rows of vitkit/grading/catalogue.py.
 
 # ----------------------------------------------------------------------------- references and helpers
 
@@ -263,7 +153,6 @@ def _softmax_case(softmax, x: torch.Tensor, dim: int | None, label: str) -> None
 
 def check_softmax_example(softmax) -> None:
     """Visible test: the lecture's scores, [2, 4, 4] for input 1, and the 3×3 score matrix along each axis."""
-    verify_integrity()
     _softmax_case(softmax, _t(SCORES[0]), None, "[2, 4, 4]")
     _softmax_case(softmax, _t(SCORES), None, "the lecture's 3×3 scores")
     _softmax_case(softmax, _t(SCORES), 0, "the lecture's 3×3 scores, dim=0")
@@ -296,7 +185,9 @@ def check_softmax(softmax) -> None:
 
 def check_worked_example(queries, keys, values, scores, output_1) -> None:
     """Visible test: the lecture's queries, keys, values, input 1's... scores, and the slide's new representation of input 1."""
-    verify_integrity()
+    blank = [name for name, value in zip(("queries", "keys", "values", "scores", "output_1"), (queries, keys, values, scores, output_1)) if value is None]
+    if blank:
+        raise Mistake("ps1.worked_example.not_written", ", ".join(blank) + (" is" if len(blank) == 1 else " are") + " None")
     q, k, v = as_tensor(queries, "queries"), as_tensor(keys, "keys"), as_tensor(values, "values")
     Qr, Kr, Vr = _t(QUERIES), _t(KEYS), _t(VALUES)
     if close(q, Kr) and close(k, Qr):
@@ -391,12 +282,18 @@ def _uses_vitkit_attention(fn) -> bool:
     return any(scope.get(n) is b for n in names for b in banned) or "scaled_dot_product_attention" in names
 
 
+def _reference_softmax(x, dim=-1, **kwargs):
+    """The reference softmax: the notebook's ``softmax`` while self_attention is graded (``axis=`` understood too)."""
+    return _softmax(x, kwargs.get("axis", dim))
+
+
+@uses(softmax=_reference_softmax)
 def check_self_attention_example(self_attention) -> None:
     """Visible test: the lecture's three inputs and weight matrices (d_k = 3), scaled by 1/√3, exact softmax."""
-    verify_integrity()
     _attention_case(self_attention, _t(X), _t(W_Q), _t(W_K), _t(W_V), "the lecture's example")
 
 
+@uses(softmax=_reference_softmax)
 def check_self_attention(self_attention) -> None:
     """Hidden test: the lecture's example, no library attention, random sequences and batches in float32/float64."""
     check_self_attention_example(self_attention)
@@ -448,7 +345,6 @@ def _pixels_case(pixels_to_tokens, image, label):
 
 def check_pixels_to_tokens_example(pixels_to_tokens) -> None:
     """Visible test: a 3×3 image with 3 channels gives 9 tokens of 3 values, in reading order."""
-    verify_integrity()
     _pixels_case(pixels_to_tokens, _image(3, 3, 3), "a 3×3 image with 3 channels")
 
 
@@ -467,7 +363,6 @@ _PAIRS_CASES = ((1920, 1080, 1), (224, 224, 16), (3, 3, 1), (28, 28, 7), (1920, 
 
 def check_attention_pairs(attention_pairs, visible_only: bool = False) -> None:
     """Pairs of tokens attention scores for an H×W image cut into P×P patches: ((H/P)·(W/P))²."""
-    verify_integrity()
     for h, w, p in _PAIRS_CASES[:2] if visible_only else _PAIRS_CASES:
         got = _call(attention_pairs, "attention_pairs", h, w) if p == 1 else _call(attention_pairs, "attention_pairs", h, w, p)
         got = got[0]
@@ -492,7 +387,6 @@ def check_attention_pairs(attention_pairs, visible_only: bool = False) -> None:
 
 def check_weight_matrices(n_weight_matrices) -> None:
     """How many weight matrices does (single-head) self-attention learn? Three: W_q, W_k, W_v."""
-    verify_integrity()
     if n_weight_matrices == 3 and not _isinstance(n_weight_matrices, bool):
         return
     if n_weight_matrices == 9:
@@ -510,7 +404,6 @@ def _as_set(answer, name):
 
 def check_related(most_related, least_related) -> None:
     """To which inputs is input 1 most and least related? Scores [2, 4, 4]: most {2, 3}, least {1}."""
-    verify_integrity()
     most, least = _as_set(most_related, "most_related"), _as_set(least_related, "least_related")
     if most == {2, 3} and least == {1}:
         return
@@ -524,7 +417,6 @@ def check_related(most_related, least_related) -> None:
 
 
 def _choice(answer, question, right, wrong_codes):
-    verify_integrity()
     letter = answer.strip().lower().strip("()").strip(".") if _isinstance(answer, str) else answer
     if letter == right:
         return

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from vitkit.attention import Attention
-from vitkit.grading import Mistake, as_tensor, close, define, seal, verify_integrity
+from vitkit.grading import Mistake, as_tensor, close, seal
 
 # Captured before any student code runs in this process.
 _matmul = torch.matmul
@@ -26,62 +26,8 @@ _randn = torch.randn
 _Generator = torch.Generator
 _linear = torch.nn.functional.linear
 
-Q_MHSA = "ps2.mhsa"
-Q_PARAMS = "ps2.params"
-Q_SHAPES = "ps2.shapes"
 
-# ----------------------------------------------------------------------------- the catalogue
-
-define("ps2.mhsa.layers_missing", Q_MHSA, "your module does not have the layers the tests load weights into",
-       "create self.query, self.key, self.value and self.proj as nn.Linear(dim, dim) in __init__ (or one fused self.qkv = nn.Linear(dim, 3 * dim) and self.proj)")
-define("ps2.mhsa.no_weights_returned", Q_MHSA, "forward must return two things: the output tokens and the attention weights",
-       "end forward with `return out, weights`, weights of shape (B, num_heads, N, N)")
-define("ps2.mhsa.wrong_shape", Q_MHSA, "the output tokens have the wrong shape",
-       "the output has the input's shape (B, N, dim): merge the heads back into dim channels")
-define("ps2.mhsa.weights_not_per_head", Q_MHSA, "the attention weights do not have one N×N matrix per head",
-       "return the weights before merging heads, shape (B, num_heads, N, N); do not average or sum them over the heads")
-define("ps2.mhsa.no_scale", Q_MHSA, "the scores are not scaled: the output is what softmax(q·kᵀ)·v gives, without 1/√d",
-       "divide the scores q·kᵀ by √head_dim before the softmax")
-define("ps2.mhsa.scale_by_dim", Q_MHSA, "the scores are scaled by 1/√dim instead of 1/√head_dim",
-       "each head takes dot products of head_dim = dim // num_heads numbers: scale by head_dim ** -0.5")
-define("ps2.mhsa.softmax_wrong_axis", Q_MHSA, "the softmax runs over the queries instead of over the keys: weights do not sum to 1 over the keys",
-       "use softmax(dim=-1) on scores of shape (B, H, N_queries, N_keys), so each query spreads one unit of attention over the keys")
-define("ps2.mhsa.query_key_swapped", Q_MHSA, "the scores are k·qᵀ instead of q·kᵀ: row i should hold query i's scores against every key",
-       "compute scores = query @ key.transpose(-2, -1)")
-define("ps2.mhsa.heads_split_wrong_order", Q_MHSA, "the heads are split in the wrong order: a head does not get a contiguous block of head_dim channels of every token",
-       "split with .reshape(B, N, num_heads, head_dim).transpose(1, 2), not .reshape(B, num_heads, N, head_dim)")
-define("ps2.mhsa.heads_merged_wrong_order", Q_MHSA, "the heads are merged in the wrong order: tokens and heads are mixed up in the output",
-       "merge (B, H, N, head_dim) with .transpose(1, 2).reshape(B, N, dim); a plain .reshape(B, N, dim) without the transpose mixes tokens")
-define("ps2.mhsa.no_output_projection", Q_MHSA, "the output projection self.proj is not applied after merging the heads",
-       "return self.proj(merged), the layer that mixes the heads' results")
-define("ps2.mhsa.weights_wrong", Q_MHSA, "the attention weights you return differ from the correct softmax(q·kᵀ/√head_dim)",
-       "return the weights you multiply the values with, shape (B, num_heads, N, N), each row summing to 1")
-define("ps2.mhsa.not_close", Q_MHSA, "the output differs from correct multi-head attention",
-       "check each step: project, split into heads, scores, scale, softmax over the keys, weighted sum of values, merge, project")
-define("ps2.mhsa.no_divisibility_check", Q_MHSA, "MultiHeadSelfAttention(dim, num_heads) accepted a dim that num_heads does not divide",
-       "in __init__, raise ValueError when dim % num_heads != 0, naming both numbers")
-
-define("ps2.params.no_bias", Q_PARAMS, "the count leaves out the biases", "each nn.Linear(dim, dim) has dim × dim weights plus dim biases")
-define("ps2.params.bias_ignored", Q_PARAMS, "the count includes biases even when bias=False", "add the 4 × dim biases only when bias is True")
-define("ps2.params.no_output_projection", Q_PARAMS, "the count leaves out the output projection",
-       "there are four dim × dim matrices: query, key, value and the output projection")
-define("ps2.params.per_head", Q_PARAMS, "the count grows with the number of heads, but splitting into heads adds no parameters",
-       "the heads share the dim × dim projections: each head uses head_dim of their dim output channels")
-define("ps2.params.head_dim", Q_PARAMS, "the count uses head_dim where dim belongs",
-       "the query, key and value projections map dim channels to dim channels (all heads together)")
-define("ps2.params.wrong", Q_PARAMS, "the parameter count is wrong", "count the weights and biases of the four nn.Linear(dim, dim) layers")
-
-define("ps2.shapes.value_dim_rejected", Q_SHAPES, "you rejected values whose size differs from the keys' size, but that is allowed",
-       "the values are only averaged with the weights; their size d_v can be anything")
-define("ps2.shapes.query_key_mismatch_accepted", Q_SHAPES, "queries and keys of different sizes were accepted",
-       "a score is a dot product query·key: raise ValueError unless d_q == d_k")
-define("ps2.shapes.key_value_count_accepted", Q_SHAPES, "a different number of keys and values was accepted",
-       "each key belongs to one value (weight j multiplies value j): raise ValueError unless n_k == n_v")
-define("ps2.shapes.query_count_rejected", Q_SHAPES, "you rejected a number of queries different from the number of keys, but that is allowed",
-       "each query gets its own row of weights over the keys; n_q can be anything (cross-attention, a CLS-only query)")
-define("ps2.shapes.output_wrong", Q_SHAPES, "the output shape is wrong",
-       "one output per query, each a weighted sum of values: (n_q, d_v)")
-
+# The mistakes these checks name, with their messages and hints, are rows of vitkit/grading/catalogue.py.
 
 # ----------------------------------------------------------------------------- references
 
@@ -103,10 +49,17 @@ def _attend(x, wq, bq, wk, bk, wv, bv, wo, bo, num_heads, variant="correct"):
         scores = scores / math.sqrt(C)
     elif variant != "no_scale":
         scores = scores / math.sqrt(hd)
-    weights = _softmax(scores, dim=-2 if variant == "softmax_wrong_axis" else -1)  # (B, H, N, N)
+    if variant == "softmax_over_heads":
+        weights = _softmax(scores, dim=1)
+    elif variant == "softmax_across_heads":  # one softmax over every head's keys together
+        weights = _softmax(scores.transpose(1, 2).reshape(B, N, num_heads * N), dim=-1).reshape(B, N, num_heads, N).transpose(1, 2)
+    else:
+        weights = _softmax(scores, dim=-2 if variant == "softmax_wrong_axis" else -1)  # (B, H, N, N)
     out = _matmul(weights, v)  # (B, H, N, hd)
     if variant == "heads_merged_wrong_order":
         out = out.reshape(B, N, C)
+    elif variant == "heads_merged_interleaved":
+        out = out.permute(0, 2, 3, 1).reshape(B, N, C)  # channels in (hd, H) order
     else:
         out = out.transpose(1, 2).reshape(B, N, C)
     if variant != "no_output_projection":
@@ -115,7 +68,8 @@ def _attend(x, wq, bq, wk, bk, wv, bv, wo, bo, num_heads, variant="correct"):
 
 
 _VARIANTS = ("no_scale", "scale_by_dim", "softmax_wrong_axis", "query_key_swapped", "heads_split_wrong_order",
-             "heads_merged_wrong_order", "no_output_projection")
+             "heads_merged_wrong_order", "heads_merged_interleaved", "softmax_over_heads", "softmax_across_heads", "no_output_projection")
+_CODES = {"softmax_over_heads": "softmax_across_heads"}  # variants that are one mistake under another name
 
 
 def _random_weights(dim: int, seed: int, dtype=torch.float32):
@@ -183,11 +137,16 @@ def _diagnose(student_cls, dim: int, num_heads: int, batch: int, tokens: int, se
     for variant in _VARIANTS:
         wrong_out, _ = _attend(x.double(), *[a.double() if torch.is_tensor(a) else a for a in args], variant=variant)
         if close(out, wrong_out, **tol):
-            raise Mistake(f"ps2.mhsa.{variant}", where)
+            raise Mistake(f"ps2.mhsa.{_CODES.get(variant, variant)}", where)
     if tuple(weights.shape) == tuple(ref_weights.shape):
         sums = weights.sum(-1)
         if not close(sums, torch.ones_like(sums), rtol=1e-4, atol=1e-4):
-            raise Mistake("ps2.mhsa.softmax_wrong_axis", f"{where}: rows of your weights sum to {sums.flatten()[:3].tolist()}...")
+            over_queries = weights.sum(-2)
+            over_heads = weights.sum((1, -1))
+            if close(over_queries, torch.ones_like(over_queries), rtol=1e-4, atol=1e-4):
+                raise Mistake("ps2.mhsa.softmax_wrong_axis", f"{where}: rows of your weights sum to {sums.flatten()[:3].tolist()}...")
+            if close(over_heads, torch.ones_like(over_heads), rtol=1e-4, atol=1e-4) or close(weights.sum(1), torch.ones_like(sums), rtol=1e-4, atol=1e-4):
+                raise Mistake("ps2.mhsa.softmax_across_heads", f"{where}: rows of your weights sum to {sums.flatten()[:3].tolist()}...")
     raise Mistake("ps2.mhsa.not_close", f"{where}: largest difference {(out - ref_out).abs().max().item():.3g}")
 
 
@@ -199,7 +158,6 @@ def check_multihead_attention(student_cls) -> None:
 
     Raises a Mistake naming the error (no scaling, softmax over the queries, heads merged wrong...).
     """
-    verify_integrity()
     _diagnose(student_cls, dim=12, num_heads=3, batch=2, tokens=5, seed=0)
     print("MultiHeadSelfAttention matches the reference on (2, 5, 12) tokens with 3 heads.")
 
@@ -207,7 +165,6 @@ def check_multihead_attention(student_cls) -> None:
 def check_multihead_attention_hidden(student_cls) -> None:
     """Hidden test: several shapes and float64, weights copied from ``nn.MultiheadAttention`` and
     from ``vitkit.attention.Attention``, per-head weights compared, and the dim % num_heads check."""
-    verify_integrity()
     for i, (dim, heads, batch, tokens, dtype) in enumerate([(8, 1, 1, 4, torch.float32), (16, 4, 3, 7, torch.float32),
                                                              (24, 6, 2, 9, torch.float64), (32, 8, 1, 17, torch.float32)]):
         _diagnose(student_cls, dim, heads, batch, tokens, seed=10 + i, dtype=dtype)
@@ -266,7 +223,6 @@ def _compare_with_vitkit(student_cls, dim: int = 12, heads: int = 2) -> None:
 
 def check_parameter_count(student_fn) -> None:
     """The student's ``mhsa_parameter_count(dim, num_heads, bias=True)`` on several sizes, ViT-B's included."""
-    verify_integrity()
     cases = [(768, 12, True), (12, 3, True), (64, 8, False), (192, 3, True)]
     formulas = {
         "no_bias": lambda d, h, b: 4 * d * d,
@@ -298,7 +254,6 @@ def check_parameter_count(student_fn) -> None:
 
 def check_output_shape(student_fn) -> None:
     """The student's ``attention_output_shape(query_shape, key_shape, value_shape)``: (n_q, d_v) or ValueError."""
-    verify_integrity()
     valid = [((3, 4), (3, 4), (3, 4), (3, 4)), ((5, 8), (5, 8), (5, 2), (5, 2)),
              ((1, 16), (197, 16), (197, 16), (1, 16)), ((2, 6), (7, 6), (7, 3), (2, 3))]
     for q, k, v, expected in valid:

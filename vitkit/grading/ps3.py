@@ -20,7 +20,7 @@ from torch.overrides import TorchFunctionMode
 
 from vitkit.embedding import patchify as _patchify_ref
 from vitkit.embedding import sincos_pos_embed_2d as _sincos_ref
-from vitkit.grading import Mistake, as_tensor, close, define, seal, verify_integrity
+from vitkit.grading import Mistake, as_tensor, close, position_grid_check, seal, uses
 
 _randn = torch.randn
 _Generator = torch.Generator
@@ -29,119 +29,7 @@ _linear = F.linear
 _conv2d = F.conv2d
 _interpolate = F.interpolate
 
-# ----------------------------------------------------------------------------- the catalogue
-
-define("ps3.patchify.wrong_shape", "ps3.patchify", "the patches have the wrong shape",
-       "(B, C, H, W) becomes (B, N, P·P·C) with N = (H/P)·(W/P) patches")
-define("ps3.patchify.wrong_order", "ps3.patchify", "each patch is flattened channel first, (c p1 p2), instead of (p1 p2 c)",
-       "move the channel axis last before flattening a patch: (B, h, w, p1, p2, C) -> (B, h·w, p1·p2·C)")
-define("ps3.patchify.rows_cols_swapped", "ps3.patchify", "inside each patch, columns come before rows: (p2 p1 c) instead of (p1 p2 c)",
-       "flatten a patch row by row: the row inside the patch (p1) before the column (p2)")
-define("ps3.patchify.no_permute", "ps3.patchify", "a plain reshape cuts the image into strips of pixels, not into P×P squares",
-       "reshape to (B, C, H/P, P, W/P, P), permute to (B, H/P, W/P, P, P, C), then reshape to (B, N, P·P·C)")
-define("ps3.patchify.grid_column_major", "ps3.patchify", "the patches are listed column by column; the lecture numbers them row by row",
-       "order the grid axes (row of patches, column of patches), i.e. (B, h, w, ...) before flattening to N = h·w")
-define("ps3.patchify.python_loop", "ps3.patchify", "patchify uses a Python loop over patches (it ran one tensor operation per patch)",
-       "cut all patches at once with reshape and permute (or einops.rearrange); loops are slow on large images")
-define("ps3.patchify.no_divisibility_check", "ps3.patchify", "an image whose side the patch size does not divide was accepted",
-       "raise ValueError naming the image size and the patch size when H % P or W % P is not 0")
-define("ps3.patchify.not_close", "ps3.patchify", "the patches differ from the correct ones",
-       "patch n is the P×P square in patch-row n // (W/P), patch-column n % (W/P), flattened in (p1 p2 c) order")
-
-define("ps3.tokens.dim_without_channels", "ps3.tokens", "the token dimensionality leaves out the colour channels",
-       "a token holds every value of its patch: P·P pixels × C channels")
-define("ps3.tokens.count_one_side", "ps3.tokens", "the token count is the number of patches along one side only",
-       "the patches form a (H/P) × (W/P) grid: N = (H/P)·(W/P)")
-define("ps3.tokens.square_assumed", "ps3.tokens", "the token count assumes a square image", "use both sides: N = (H/P)·(W/P)")
-define("ps3.tokens.cls_counted", "ps3.tokens", "the count includes a CLS token; the question asks for the patch tokens",
-       "count patches only: N = (H/P)·(W/P); the CLS token comes later")
-define("ps3.tokens.no_divisibility_check", "ps3.tokens", "a patch size that does not divide the image was accepted",
-       "raise ValueError when height or width is not a multiple of the patch size")
-define("ps3.tokens.wrong", "ps3.tokens", "the token count or dimensionality is wrong",
-       "N = (H/P)·(W/P) tokens, each P·P·C values; 224×224×3 with 16×16 patches gives 196 tokens of 768 values")
-
-define("ps3.embed.proj_missing", "ps3.embed", "PatchEmbedding has no self.proj = nn.Linear(P·P·C, embed_dim) for the tests to load weights into",
-       "in __init__, create self.proj = nn.Linear(patch_size * patch_size * in_chans, embed_dim)")
-define("ps3.embed.wrong_shape", "ps3.embed", "the patch embedding has the wrong shape", "PatchEmbedding maps (B, C, H, W) to (B, N, embed_dim)")
-define("ps3.embed.transposed", "ps3.embed", "the tokens come out as (B, embed_dim, N) instead of (B, N, embed_dim)",
-       "apply self.proj to patchify(images) of shape (B, N, P·P·C): nn.Linear works on the last axis")
-define("ps3.embed.patch_order", "ps3.embed", "the linear layer sees patches flattened in another order than patchify's (p1 p2 c)",
-       "embed exactly patchify(images, patch_size): the weights the tests load expect that order")
-define("ps3.embed.not_close", "ps3.embed", "the patch embedding differs from self.proj(patchify(images))",
-       "forward should be: patches = patchify(images, P) (B, N, P·P·C); return self.proj(patches)")
-
-define("ps3.conv.not_a_conv", "ps3.conv", "the function did not return an nn.Conv2d", "build and return nn.Conv2d(in_chans, embed_dim, kernel_size=P, stride=P)")
-define("ps3.conv.no_stride", "ps3.conv", "the convolution slides one pixel at a time: it makes overlapping patches",
-       "use stride=patch_size so the kernel jumps from one patch to the next")
-define("ps3.conv.weight_order", "ps3.conv", "the linear weights were reshaped to (D, C, P, P) directly, but their columns are in (p1 p2 c) order",
-       "reshape to (D, P, P, C) first, then permute to (D, C, P, P)")
-define("ps3.conv.kernel_transposed", "ps3.conv", "the kernel is transposed: rows and columns of the patch are swapped",
-       "after reshaping to (D, P, P, C), permute with (0, 3, 1, 2): channels, then rows (p1), then columns (p2)")
-define("ps3.conv.bias_missing", "ps3.conv", "the convolution does not carry the linear layer's bias", "copy linear.bias into conv.bias")
-define("ps3.conv.wrong_shape", "ps3.conv", "the convolution's output has the wrong shape",
-       "nn.Conv2d(in_chans, embed_dim, kernel_size=P, stride=P) maps (B, C, H, W) to (B, D, H/P, W/P)")
-define("ps3.conv.not_close", "ps3.conv", "the convolution does not compute the same tokens as the linear patch embedding",
-       "copy linear.weight reshaped to (D, P, P, C) and permuted to (D, C, P, P), and linear.bias")
-
-define("ps3.cls.appended", "ps3.cls", "the CLS token is appended at the end; it goes first",
-       "torch.cat([cls, tokens], dim=1): the classifier reads token 0")
-define("ps3.cls.replaced_first", "ps3.cls", "the CLS token overwrote the first patch token instead of being added as a new token",
-       "prepend: the result has N + 1 tokens")
-define("ps3.cls.added_to_tokens", "ps3.cls", "the CLS token was added to every token instead of being prepended as its own token",
-       "concatenate along the token axis (dim=1), do not sum")
-define("ps3.cls.wrong_shape", "ps3.cls", "the tokens with CLS have the wrong shape",
-       "tokens (B, N, D) and cls_token (1, 1, D) give (B, N + 1, D): expand the CLS token to the batch")
-define("ps3.cls.not_expanded", "ps3.cls", "the one CLS token was not given to every image of the batch",
-       "cls_token has shape (1, 1, D): expand it to (B, 1, D) with cls_token.expand(B, -1, -1) before concatenating")
-define("ps3.cls.not_close", "ps3.cls", "the tokens with CLS differ from the correct ones", "token 0 is the CLS token, tokens 1..N the patches unchanged")
-
-define("ps3.sincos.wrong_shape", "ps3.sincos", "the position embeddings have the wrong shape", "one row per patch: (grid_h · grid_w, dim)")
-define("ps3.sincos.rows_cols_swapped", "ps3.sincos", "the first half of the channels encodes the column and the second the row; it is the other way round",
-       "channels [0, dim/2) encode the patch's row, [dim/2, dim) its column")
-define("ps3.sincos.sin_cos_swapped", "ps3.sincos", "cosines come before sines", "within each half: sin(position·ω) first, then cos(position·ω)")
-define("ps3.sincos.frequencies_wrong", "ps3.sincos", "the frequencies are wrong: each half uses dim/4 frequencies ω_k = 1 / 10000^(k / (dim/4))",
-       "use k = 0 … dim/4 − 1 and the exponent k / (dim/4), not k / (dim/2) or k / dim")
-define("ps3.sincos.one_dimensional", "ps3.sincos", "the embedding encodes the patch's index in the flattened sequence, not its row and column",
-       "compute the row and the column of each patch (row-major grid) and encode each in half of the channels")
-define("ps3.sincos.not_close", "ps3.sincos", "the position embeddings differ from the 2-D sine-cosine ones",
-       "rows: [sin(r·ω), cos(r·ω)], columns: [sin(c·ω), cos(c·ω)], concatenated: (h·w, dim)")
-
-define("ps3.pos_embed.wrong_tokens", "ps3.pos_embed", "the position embeddings are added to the wrong tokens: shifted by one",
-       "pos_embed[:, 0] belongs to the CLS token and pos_embed[:, 1:] to the patches: prepend CLS first, then add pos_embed")
-define("ps3.pos_embed.cls_without_position", "ps3.pos_embed", "the CLS token got no position embedding",
-       "add the whole pos_embed (1, N + 1, D) after prepending the CLS token")
-define("ps3.pos_embed.missing", "ps3.pos_embed", "no position embeddings were added", "add pos_embed to the tokens: without it, attention cannot tell where a patch is")
-define("ps3.pos_embed.cls_appended", "ps3.pos_embed", "the CLS token is appended at the end; it goes first", "prepend it, as in prepend_cls")
-define("ps3.pos_embed.wrong_shape", "ps3.pos_embed", "the embedded image has the wrong shape", "(B, C, H, W) -> (B, N + 1, D)")
-define("ps3.pos_embed.not_close", "ps3.pos_embed", "the embedded tokens differ from the correct ones",
-       "patch_embedding(images), then CLS prepended, then pos_embed added")
-
-define("ps3.pad.not_a_pair", "ps3.pad", "pad_or_truncate must return two things: the tokens and the mask", "return tokens, mask")
-define("ps3.pad.wrong_shape", "ps3.pad", "the padded or truncated tokens or mask have the wrong shape",
-       "tokens (B, length, D) and mask (B, length)")
-define("ps3.pad.front", "ps3.pad", "the padding went in front of the tokens; it goes at the end",
-       "keep the real tokens first (CLS at position 0) and append zeros")
-define("ps3.pad.kept_last", "ps3.pad", "truncating kept the last tokens and dropped the first ones, the CLS token among them",
-       "keep tokens[:, :length]")
-define("ps3.pad.mask_inverted", "ps3.pad", "the mask is inverted: it must be True for real tokens and False for padding",
-       "mask[:, i] = i < number of real tokens")
-define("ps3.pad.nonzero_padding", "ps3.pad", "the padding tokens are not zeros", "pad with torch.zeros")
-define("ps3.pad.mask_not_bool", "ps3.pad", "the mask is not boolean", "build it with a comparison, e.g. torch.arange(length) < n, so its dtype is torch.bool")
-define("ps3.pad.not_close", "ps3.pad", "the padded or truncated tokens differ from the correct ones",
-       "longer: keep tokens[:, :length]; shorter: append zero tokens; mask True where a real token is")
-
-define("ps3.resample.wrong_shape", "ps3.resample", "the resampled position embeddings have the wrong shape",
-       "(1, 1 + h·w, D) -> (1, 1 + H·W, D): the CLS entry stays in front")
-define("ps3.resample.cls_dropped", "ps3.resample", "the CLS token's position embedding was dropped", "keep pos_embed[:, :1] and put it back in front")
-define("ps3.resample.one_dimensional", "ps3.resample", "the sequence was stretched in 1-D; the positions form a 2-D grid",
-       "reshape the grid tokens to (1, D, h, w) and interpolate in 2-D")
-define("ps3.resample.grid_scrambled", "ps3.resample", "the tokens were reshaped to (1, D, h, w) without moving the channel axis: the grid is scrambled",
-       "reshape (1, h·w, D) to (1, h, w, D), then permute(0, 3, 1, 2); undo it the same way after interpolating")
-define("ps3.resample.wrong_mode", "ps3.resample", "the interpolation is not bicubic with align_corners=False",
-       "F.interpolate(grid, size=(H, W), mode='bicubic', align_corners=False)")
-define("ps3.resample.not_close", "ps3.resample", "the resampled position embeddings differ from the correct ones",
-       "split off the CLS entry, reshape the grid to (1, D, h, w), interpolate bicubically to (H, W), flatten back, prepend CLS")
-
+# The mistakes these checks name, with their messages and hints, are rows of vitkit/grading/catalogue.py.
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -194,7 +82,6 @@ def check_patchify(student_fn, thorough: bool = False) -> None:
 
     ``thorough`` (hidden tests): more shapes, non-square images, no loops, ValueError on bad sizes.
     """
-    verify_integrity()
     cases = [(2, 3, 8, 8, 4), (1, 1, 6, 6, 2)]
     if thorough:
         cases += [(3, 3, 12, 8, 4), (2, 2, 10, 15, 5), (1, 3, 16, 16, 16), (2, 3, 32, 32, 4)]
@@ -219,6 +106,9 @@ def check_patchify(student_fn, thorough: bool = False) -> None:
             student_fn(_images(1, 3, 10, 10, seed=9), 4)
         except ValueError:
             pass
+        except Exception as err:  # reshape's own RuntimeError ("shape ... is invalid") is not the check the question asks for
+            raise Mistake("ps3.patchify.no_divisibility_check",
+                          f"patchify of a 10×10 image with patch size 4 raised {type(err).__name__} from inside torch, not ValueError") from None
         else:
             raise Mistake("ps3.patchify.no_divisibility_check", "patchify of a 10×10 image with patch size 4 did not raise ValueError")
     print("patchify cuts images into patches in (p1 p2 c) order, row by row.")
@@ -229,7 +119,6 @@ def check_patchify(student_fn, thorough: bool = False) -> None:
 
 def check_token_count(student_fn) -> None:
     """The student's ``count_tokens(height, width, channels, patch_size)`` -> (num_tokens, token_dim)."""
-    verify_integrity()
     for H, W, C, P in [(224, 224, 3, 16), (28, 28, 1, 4), (32, 64, 3, 8), (96, 48, 2, 16), (384, 384, 3, 16)]:
         got = student_fn(H, W, C, P)
         try:
@@ -260,9 +149,14 @@ def check_token_count(student_fn) -> None:
 # ----------------------------------------------------------------------------- the linear patch embedding
 
 
+def _reference_patchify(images, patch_size=None, **kwargs):
+    """The reference patchify: the notebook's ``patchify`` while PatchEmbedding is graded (any name for the patch size)."""
+    return _patchify_ref(images, patch_size if patch_size is not None else next(iter(kwargs.values())))
+
+
+@uses(patchify=_reference_patchify)
 def check_patch_embedding(student_cls, thorough: bool = False) -> None:
     """The student's ``PatchEmbedding(patch_size, in_chans, embed_dim)``: self.proj (a Linear) applied to patchify."""
-    verify_integrity()
     cases = [(4, 3, 8, (2, 8, 8))] + ([(2, 1, 5, (3, 6, 4)), (8, 3, 16, (1, 16, 24))] if thorough else [])
     for i, (p, C, D, (B, H, W)) in enumerate(cases):
         module = student_cls(p, C, D)
@@ -295,7 +189,6 @@ def check_patch_embedding(student_cls, thorough: bool = False) -> None:
 
 def check_conv_equivalence(student_fn) -> None:
     """The student's ``patch_embedding_as_conv(linear, patch_size, in_chans)`` -> an nn.Conv2d computing the same tokens."""
-    verify_integrity()
     for i, (p, C, D, (B, H, W)) in enumerate([(4, 3, 6, (2, 8, 12)), (2, 1, 4, (1, 6, 6)), (3, 2, 5, (2, 9, 6))]):
         linear = nn.Linear(p * p * C, D)
         g = _Generator().manual_seed(40 + i)
@@ -334,7 +227,6 @@ def check_conv_equivalence(student_fn) -> None:
 
 def check_prepend_cls(student_fn) -> None:
     """The student's ``prepend_cls(tokens (B, N, D), cls_token (1, 1, D))`` -> (B, N + 1, D), CLS first."""
-    verify_integrity()
     for i, (B, N, D) in enumerate([(2, 4, 3), (1, 9, 8), (5, 1, 2)]):
         g = _Generator().manual_seed(60 + i)
         tokens, cls = _randn(B, N, D, generator=g), _randn(1, 1, D, generator=g)
@@ -369,7 +261,12 @@ def _sincos_variants(h: int, w: int, dim: int) -> dict:
     rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     k = torch.arange(dim // 4, dtype=torch.float64)
     omega = 1.0 / 10000 ** (k / (dim // 4))
+    def interleaved(pos):
+        out = pos.reshape(-1, 1).double() * omega
+        return torch.stack([out.sin(), out.cos()], dim=-1).reshape(out.shape[0], -1)  # sin ω₀, cos ω₀, sin ω₁, ...
+
     return {
+        "sin_cos_interleaved": _cat([interleaved(rows), interleaved(cols)], dim=1),
         "rows_cols_swapped": _cat(half(cols, omega) + half(rows, omega), dim=1),
         "sin_cos_swapped": _cat(half(rows, omega, False) + half(cols, omega, False), dim=1),
         "frequencies_wrong": _cat(half(rows, 1.0 / 10000 ** (k / (dim // 2))) + half(cols, 1.0 / 10000 ** (k / (dim // 2))), dim=1),
@@ -380,7 +277,6 @@ def _sincos_variants(h: int, w: int, dim: int) -> dict:
 
 def check_sincos(student_fn) -> None:
     """The student's ``sincos_position_embedding(grid_h, grid_w, dim)`` -> (grid_h·grid_w, dim), as the notebook defines it."""
-    verify_integrity()
     for h, w, dim in [(2, 3, 8), (4, 4, 16), (14, 14, 64), (3, 5, 12)]:
         got = as_tensor(student_fn(h, w, dim), "your position embeddings")
         expected = _sincos_ref((h, w), dim).double()
@@ -410,9 +306,14 @@ class _ReferenceEmbedding(nn.Module):
         return _linear(_patchify_ref(images, self.p), self.weight, self.bias)
 
 
+def _reference_prepend_cls(tokens, cls_token):
+    """The reference prepend_cls: the notebook's ``prepend_cls`` while embed_image is graded."""
+    return _cat([cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+
+
+@uses(prepend_cls=_reference_prepend_cls)
 def check_embed_image(student_fn) -> None:
     """The student's ``embed_image(images, patch_embedding, cls_token, pos_embed)`` -> (B, 1 + N, D)."""
-    verify_integrity()
     for i, (B, C, H, W, p, D) in enumerate([(2, 3, 8, 8, 4, 6), (1, 1, 6, 9, 3, 4), (3, 2, 4, 4, 2, 8)]):
         g = _Generator().manual_seed(70 + i)
         embedding = _ReferenceEmbedding(p, C, D, seed=71 + i)
@@ -447,7 +348,6 @@ def check_embed_image(student_fn) -> None:
 
 def check_pad_or_truncate(student_fn) -> None:
     """The student's ``pad_or_truncate(tokens (B, N, D), length)`` -> (tokens (B, length, D), mask (B, length))."""
-    verify_integrity()
     for i, (B, N, D, length) in enumerate([(2, 5, 3, 8), (2, 7, 4, 4), (1, 3, 2, 3), (3, 1, 2, 4)]):
         tokens = _randn(B, N, D, generator=_Generator().manual_seed(80 + i))
         result = student_fn(tokens.clone(), length)
@@ -485,38 +385,11 @@ def check_pad_or_truncate(student_fn) -> None:
 
 
 def check_resample(student_fn) -> None:
-    """The student's ``resample_position_grid(pos_embed (1, 1 + h·w, D), new_grid)`` -> (1, 1 + H·W, D), bicubic."""
-    verify_integrity()
-    for i, (old, new, D) in enumerate([(4, 6, 8), (3, 5, 4), (7, 4, 6)]):
-        pos = _randn(1, 1 + old * old, D, generator=_Generator().manual_seed(90 + i))
-        got = as_tensor(student_fn(pos.clone(), new), "your position embeddings")
-        cls, grid = pos[:, :1], pos[:, 1:]
+    """The student's ``resample_position_grid(pos_embed (1, 1 + h·w, D), new_grid)`` -> (1, 1 + H·W, D), bicubic.
 
-        def resample(g, mode="bicubic", scramble=False):
-            g = g.reshape(1, D, old, old) if scramble else g.reshape(1, old, old, D).permute(0, 3, 1, 2)
-            kwargs = {} if mode == "nearest" else {"align_corners": False}
-            g = _interpolate(g, size=(new, new), mode=mode, **kwargs)
-            return g.reshape(1, new * new, D) if scramble else g.permute(0, 2, 3, 1).reshape(1, new * new, D)
-
-        expected = _cat([cls, resample(grid)], dim=1)
-        where = f"a {old}×{old} grid of {D}-dim embeddings (plus CLS) to {new}×{new}"
-        if tuple(got.shape) != tuple(expected.shape):
-            code = "ps3.resample.cls_dropped" if tuple(got.shape) == (1, new * new, D) else "ps3.resample.wrong_shape"
-            raise Mistake(code, f"{where}: got {tuple(got.shape)}, expected {tuple(expected.shape)}")
-        if close(got, expected, rtol=1e-4, atol=1e-5):
-            continue
-        one_d = _interpolate(pos.transpose(1, 2), size=1 + new * new, mode="linear", align_corners=False).transpose(1, 2)
-        one_d_grid = _cat([cls, _interpolate(grid.transpose(1, 2), size=new * new, mode="linear", align_corners=False).transpose(1, 2)], dim=1)
-        variants = {
-            "one_dimensional": one_d, "one_dimensional_grid": one_d_grid,
-            "grid_scrambled": _cat([cls, resample(grid, scramble=True)], dim=1),
-            "wrong_mode": _cat([cls, resample(grid, "bilinear")], dim=1),
-            "wrong_mode_nearest": _cat([cls, resample(grid, "nearest")], dim=1),
-        }
-        wrong = _match(got, variants, dict(rtol=1e-4, atol=1e-5))
-        if wrong:
-            raise Mistake("ps3.resample." + wrong.replace("_grid", "").replace("_nearest", ""), where)
-        raise Mistake("ps3.resample.not_close", f"{where}: {_worst(got, expected)}")
+    The same check as problem set 5's (one skill, one reference: vitkit.embedding.resample_pos_embed).
+    """
+    position_grid_check(student_fn, "ps3", "resample_position_grid")
     print("The position grid is resampled in 2-D, the CLS entry kept.")
 
 

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitkit.grading import Mistake, as_tensor, close, define, seal, verify_integrity
+from vitkit.grading import Mistake, as_tensor, close, seal, uses
+from vitkit.vit import Block as _ReferenceBlock, Mlp as _ReferenceMLP
 
 # Captured before any student code runs in this process.
 _linear = F.linear
@@ -37,86 +38,10 @@ _state_dict = nn.Module.state_dict
 _parameters = nn.Module.parameters
 _deepcopy = copy.deepcopy
 
-Q_MLP, Q_BLOCK, Q_VIT, Q_COUNT, Q_STEP, Q_TRAINING = "ps4.mlp", "ps4.block", "ps4.vit", "ps4.param_count", "ps4.train_step", "ps4.training"
 EPS = 1e-6  # LayerNorm eps of ViT (timm, vitkit); nn.LayerNorm's default 1e-5 differs by far less than the tolerance
 TOL = dict(rtol=1e-4, atol=1e-4)
 
-# ----------------------------------------------------------------------------- the catalogue
-
-define("ps4.mlp.names", Q_MLP, "your MLP does not have the layers the tests load weights into",
-       "create self.fc1 = nn.Linear(dim, hidden), self.act = nn.GELU() and self.fc2 = nn.Linear(hidden, dim), with exactly these names")
-define("ps4.mlp.wrong_shape", Q_MLP, "the MLP changes the shape of the tokens", "the MLP maps (B, N, dim) to (B, N, dim): fc1 widens to hidden, fc2 narrows back to dim")
-define("ps4.mlp.no_activation", Q_MLP, "the MLP has no non-linearity between fc1 and fc2: two linear layers are just one linear layer",
-       "apply self.act (GELU) to fc1's output before fc2")
-define("ps4.mlp.relu", Q_MLP, "the MLP uses ReLU; ViT's MLP uses GELU", "use nn.GELU() (the exact one, approximate='none')")
-define("ps4.mlp.activation_after_fc2", Q_MLP, "the GELU is applied after fc2 instead of between fc1 and fc2",
-       "compute fc2(act(fc1(x))): the output of the MLP is not passed through the activation")
-define("ps4.mlp.not_close", Q_MLP, "the MLP's output differs from fc2(GELU(fc1(x)))", "compute self.fc2(self.act(self.fc1(x)))")
-
-define("ps4.block.names", Q_BLOCK, "your Block does not have the layers the tests load weights into",
-       "create self.norm1, self.attn, self.norm2 and self.mlp with exactly these names (timm's), as the skeleton says")
-define("ps4.block.wrong_shape", Q_BLOCK, "the block changes the shape of the tokens", "a block maps tokens (B, N, dim) to tokens (B, N, dim)")
-define("ps4.block.post_norm", Q_BLOCK, "the block is post-norm (LayerNorm after adding the residual, as in the original Transformer); ViT is pre-norm",
-       "normalise the input of each sub-layer and add the sub-layer's output to the un-normalised x: x = x + self.attn(self.norm1(x))")
-define("ps4.block.no_residual", Q_BLOCK, "a residual connection is missing: the sub-layer's output replaces x instead of being added to it",
-       "write x = x + self.attn(self.norm1(x)) and x = x + self.mlp(self.norm2(x))")
-define("ps4.block.no_norm", Q_BLOCK, "the sub-layers get x without LayerNorm", "normalise before each sub-layer: self.attn(self.norm1(x)), self.mlp(self.norm2(x))")
-define("ps4.block.norm_swapped", Q_BLOCK, "the two LayerNorms are swapped or one is used twice",
-       "norm1 belongs to the attention, norm2 to the MLP: each has its own learned scale and shift")
-define("ps4.block.mlp_first", Q_BLOCK, "the MLP runs before the attention", "attention first (tokens exchange information), then the MLP (each token alone)")
-define("ps4.block.parallel", Q_BLOCK, "attention and MLP both read the block's input (in parallel); ViT runs them one after the other",
-       "the MLP reads the x that already includes the attention's residual: x = x + attn(...); x = x + mlp(norm2(x))")
-define("ps4.block.not_close", Q_BLOCK, "the block's output differs from the pre-norm block", "x = x + self.attn(self.norm1(x)); x = x + self.mlp(self.norm2(x))")
-
-define("ps4.vit.names", Q_VIT, "your VisionTransformer does not have the parameters the tests load weights into",
-       "use timm's names: self.patch_embed (with .proj, a Conv2d), self.cls_token, self.pos_embed, self.blocks (nn.ModuleList of Block), self.norm, self.head")
-define("ps4.vit.cls_shape", Q_VIT, "the CLS token or the position embeddings have the wrong shape",
-       "cls_token is nn.Parameter of shape (1, 1, dim); pos_embed (1, 1 + num_patches, dim): one position for the CLS token and one per patch")
-define("ps4.vit.wrong_shape", Q_VIT, "the output has the wrong shape", "embed gives (B, 1 + num_patches, dim); forward gives logits (B, num_classes)")
-define("ps4.vit.cls_appended", Q_VIT, "the CLS token is appended after the patch tokens instead of prepended",
-       "put it first: torch.cat([cls, tokens], dim=1), so that token 0 is the CLS token")
-define("ps4.vit.no_cls", Q_VIT, "the sequence has no CLS token", "prepend self.cls_token (expanded to the batch) to the patch tokens")
-define("ps4.vit.cls_not_shared", Q_VIT, "the CLS token differs between images of the batch", "expand the one learned cls_token to (B, 1, dim): cls_token.expand(B, -1, -1)")
-define("ps4.vit.pos_embed_wrong_tokens", Q_VIT, "the position embeddings are added to the wrong tokens",
-       "prepend the CLS token first, then add all of pos_embed: entry 0 to the CLS token, entries 1..N to patches 1..N")
-define("ps4.vit.no_pos_embed", Q_VIT, "the position embeddings are not added", "add self.pos_embed to the tokens (after prepending the CLS token)")
-define("ps4.vit.patches_wrong", Q_VIT, "the patch tokens are wrong", "embed with self.patch_embed(images): (B, C, H, W) -> (B, num_patches, dim), patches in row-major order")
-define("ps4.vit.no_final_norm", Q_VIT, "the final LayerNorm (self.norm) is not applied", "after the last block: tokens = self.norm(tokens), then classify")
-define("ps4.vit.mean_pool", Q_VIT, "the head classifies the mean of the tokens instead of the CLS token", "classify the CLS token: self.head(tokens[:, 0])")
-define("ps4.vit.wrong_token_classified", Q_VIT, "the head classifies a token that is not the CLS token", "the CLS token is token 0: self.head(tokens[:, 0])")
-define("ps4.vit.blocks_skipped", Q_VIT, "not every block runs (or a block runs twice)", "run the tokens through each block of self.blocks once, in order")
-define("ps4.vit.not_close", Q_VIT, "the logits differ from the Vision Transformer's",
-       "patch_embed -> prepend CLS -> + pos_embed -> blocks -> norm -> head(token 0)")
-define("ps4.vit.vit_b_count", Q_VIT, "your VisionTransformer at ViT-B/16's settings does not have ViT-B/16's 86,567,656 parameters",
-       "check each part against vitkit.create_model('vit_base'): biases, both LayerNorms per block, the final norm, CLS token, pos_embed")
-
-define("ps4.param_count.no_cls", Q_COUNT, "the count leaves out the CLS token (or its position embedding)",
-       "the CLS token adds dim parameters, and its position another dim: pos_embed has (1 + num_patches) · dim")
-define("ps4.param_count.no_pos_embed", Q_COUNT, "the count leaves out the position embeddings", "pos_embed holds (1 + num_patches) · dim learned numbers")
-define("ps4.param_count.no_bias", Q_COUNT, "the count leaves out biases", "every nn.Linear and the patch projection have a bias of out_features numbers")
-define("ps4.param_count.no_norms", Q_COUNT, "the count leaves out the LayerNorms", "each LayerNorm has 2 · dim parameters (scale and shift): two per block plus the final one")
-define("ps4.param_count.no_final_norm", Q_COUNT, "the count is 2 · dim short: the final LayerNorm is missing (or the CLS token together with its position)",
-       "after the blocks comes one more LayerNorm of 2 · dim; and the CLS token has dim parameters plus dim in pos_embed")
-define("ps4.param_count.no_head", Q_COUNT, "the count leaves out the classification head", "the head is nn.Linear(dim, num_classes): dim · num_classes + num_classes")
-define("ps4.param_count.mlp_ratio", Q_COUNT, "the MLP's hidden width is wrong in the count", "the MLP has hidden = int(mlp_ratio · dim) units: dim·hidden + hidden + hidden·dim + dim")
-define("ps4.param_count.patch_embed", Q_COUNT, "the patch embedding is counted wrong", "it maps P·P·C pixel values to dim: P·P·C·dim weights plus dim biases")
-define("ps4.param_count.attention", Q_COUNT, "the attention layer is counted wrong", "qkv is nn.Linear(dim, 3·dim) and proj nn.Linear(dim, dim): 4·dim² + 4·dim")
-define("ps4.param_count.wrong", Q_COUNT, "the parameter count is wrong", "add up patch embedding, CLS token, pos_embed, depth × block, final norm and head")
-
-define("ps4.train_step.not_a_number", Q_STEP, "train_step did not return the loss as a number", "return loss.item() (a Python float)")
-define("ps4.train_step.loss_wrong", Q_STEP, "the returned loss is not the cross-entropy of the model's logits before the update",
-       "loss = F.cross_entropy(model(images), labels) on the raw logits (cross_entropy applies the softmax itself); return loss.item()")
-define("ps4.train_step.softmax_before_loss", Q_STEP, "softmax was applied before the cross-entropy: F.cross_entropy takes raw logits",
-       "pass model(images) straight to F.cross_entropy; it applies log-softmax itself")
-define("ps4.train_step.no_step", Q_STEP, "the parameters did not change: optimizer.step() is missing (or runs before backward, or the gradients are zeroed before it)",
-       "optimizer.zero_grad(); loss.backward(); optimizer.step(), in this order")
-define("ps4.train_step.no_zero_grad", Q_STEP, "gradients pile up across steps: optimizer.zero_grad() is missing",
-       "call optimizer.zero_grad() before loss.backward() in every step")
-define("ps4.train_step.not_close", Q_STEP, "the update differs from one optimizer step on the cross-entropy's gradient",
-       "optimizer.zero_grad(); loss = F.cross_entropy(model(images), labels); loss.backward(); optimizer.step()")
-define("ps4.training.loss_did_not_fall", Q_TRAINING, "the training loss did not fall",
-       "check train_step first; then the learning rate (1e-3 for AdamW is a good start)")
-
+# The mistakes these checks name, with their messages and hints, are rows of vitkit/grading/catalogue.py.
 
 # ----------------------------------------------------------------------------- random weights and a functional reference
 
@@ -208,6 +133,11 @@ def _block(x, sd, num_heads, prefix="", variant="correct"):
         return mlp(n2(x))
     if variant == "no_residual_both":
         return mlp(n2(attn(n1(x))))
+    if variant == "residual_normalised":
+        h = n1(x)
+        x = h + attn(h)
+        h = n2(x)
+        return h + mlp(h)
     if variant == "no_norm":
         x = x + attn(x)
         return x + mlp(x)
@@ -229,7 +159,7 @@ def _block(x, sd, num_heads, prefix="", variant="correct"):
     return x + mlp(n2(x))
 
 
-_BLOCK_VARIANTS = {"post_norm": "post_norm", "no_residual_attn": "no_residual", "no_residual_mlp": "no_residual",
+_BLOCK_VARIANTS = {"residual_normalised": "residual_normalised", "post_norm": "post_norm", "no_residual_attn": "no_residual", "no_residual_mlp": "no_residual",
                    "no_residual_both": "no_residual", "no_norm": "no_norm", "norm1_twice": "norm_swapped",
                    "norm2_twice": "norm_swapped", "norms_swapped": "norm_swapped", "mlp_first": "mlp_first", "parallel": "parallel"}
 
@@ -320,7 +250,6 @@ def _diff(a, b) -> str:
 
 def check_mlp(student_cls, cases=((8, 16, (2, 5)), (12, 24, (1, 3)), (6, 4, (3, 7)))) -> None:
     """The student's ``MLP(dim, hidden)`` with known weights on tokens (B, N, dim): fc2(GELU(fc1(x)))."""
-    verify_integrity()
     for i, (dim, hidden, (B, N)) in enumerate(cases):
         g = _gen(400 + i)
         sd = _mlp_weights(dim, hidden, g)
@@ -338,9 +267,9 @@ def check_mlp(student_cls, cases=((8, 16, (2, 5)), (12, 24, (1, 3)), (6, 4, (3, 
     print("MLP: fc1 -> GELU -> fc2, right on every shape.")
 
 
+@uses(MLP=_ReferenceMLP)
 def check_block(student_cls, cases=((16, 4, 2.0, (2, 5)), (12, 3, 4.0, (1, 9)), (8, 1, 1.0, (3, 2)))) -> None:
     """The student's ``Block(dim, num_heads, mlp_ratio)`` with known weights against the pre-norm block."""
-    verify_integrity()
     for i, (dim, heads, ratio, (B, N)) in enumerate(cases):
         g = _gen(410 + i)
         sd = _block_weights(dim, int(dim * ratio), g)
@@ -411,22 +340,27 @@ def _check_vit_case(student_cls, cfg, seed, B=2) -> None:
     raise Mistake("ps4.vit.not_close", f"{where}: {_diff(logits, ref)}")
 
 
+@uses(Block=_ReferenceBlock)
 def check_vit(student_cls) -> None:
     """Visible test: known weights loaded into the student's ``VisionTransformer``; embed and logits against the reference."""
-    verify_integrity()
     _check_vit_case(student_cls, _SMALL, 420)
     print("VisionTransformer: with the reference weights loaded, tokens and logits match.")
 
 
+@uses(Block=_ReferenceBlock)
 def check_vit_hidden(student_cls) -> None:
     """Hidden test: another configuration, and the student's own weights loaded into vitkit's ViT give the same logits."""
-    verify_integrity()
     _check_vit_case(student_cls, _OTHER, 421, B=3)
     from vitkit.vit import ViT, ViTConfig  # vice versa: the student's initialised model, read by vitkit
 
     torch.manual_seed(0)
     model = _build(student_cls, _SMALL)
     reference = ViT(ViTConfig(**_SMALL))
+    # A LayerNorm eps is not a mistake here (nn.LayerNorm's default 1e-5 or ViT's 1e-6): the reference takes the student's.
+    theirs_by_name = dict(model.named_modules())
+    for name, norm in reference.named_modules():
+        if isinstance(norm, nn.LayerNorm) and isinstance(theirs_by_name.get(name), nn.LayerNorm):
+            norm.eps = theirs_by_name[name].eps
     _load(reference, {k: v.double() for k, v in _state_dict(model).items()}, "ps4.vit.names", "vitkit's ViT reading your state_dict")
     images = _rand((2, 3, 16, 16), _gen(422))
     ours = _run(reference, images, "ps4.vit.wrong_shape", (2, _SMALL["num_classes"]), "vitkit's ViT")
@@ -436,12 +370,22 @@ def check_vit_hidden(student_cls) -> None:
     print("VisionTransformer: vitkit's ViT with your weights computes what your model computes.")
 
 
+@uses(Block=_ReferenceBlock)
+def check_vit_names(student_cls) -> None:
+    """Visible test: the student's ``VisionTransformer`` has timm's parameter names and shapes (those of vitkit's ViT)."""
+    from vitkit.vit import ViT, ViTConfig
+
+    model, reference = _build(student_cls, _SMALL), ViT(ViTConfig(**_SMALL))
+    _load(model, {k: v.double() for k, v in _state_dict(reference).items()}, "ps4.vit.names", "parameter names differ from timm's")
+    print("VisionTransformer: timm's parameter names, the shapes of vitkit's ViT.")
+
+
 VIT_B16 = 86_567_656
 
 
+@uses(Block=_ReferenceBlock)
 def check_vit_base_count(student_cls) -> None:
     """The student's ``VisionTransformer`` at ViT-B/16's settings has 86,567,656 parameters (built on the meta device: no memory)."""
-    verify_integrity()
     cfg = dict(img_size=224, patch_size=16, in_chans=3, num_classes=1000, dim=768, depth=12, num_heads=12, mlp_ratio=4.0)
     with torch.device("meta"):
         model = _build(student_cls, cfg)
@@ -477,7 +421,6 @@ _COUNT_MISTAKES = {("pos",): "no_pos_embed", ("bias",): "no_bias", ("norms",): "
 
 def check_parameter_count(student_fn) -> None:
     """The student's ``vit_parameter_count(img_size, patch_size, in_chans, num_classes, dim, depth, mlp_ratio)``."""
-    verify_integrity()
     cases = [(224, 16, 3, 1000, 768, 12, 4.0), (28, 7, 1, 10, 64, 2, 2.0), (32, 4, 3, 100, 192, 6, 2.0), (224, 16, 3, 1000, 192, 12, 4.0),
              (64, 8, 3, 7, 48, 3, 3.0)]
     for case in cases:
@@ -504,7 +447,6 @@ def check_parameter_count(student_fn) -> None:
 
 def check_train_step(student_fn) -> None:
     """The student's ``train_step(model, images, labels, optimizer) -> float``: one SGD step, twice, against the reference."""
-    verify_integrity()
     g = _gen(430)
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 6), nn.Tanh(), nn.Linear(6, 4)).double()
     with torch.no_grad():
@@ -542,7 +484,6 @@ def check_train_step(student_fn) -> None:
 
 def check_training(losses) -> None:
     """The training run's losses (one per step) fell: the last 10 steps' mean loss well below the first 10's."""
-    verify_integrity()
     losses = as_tensor(losses, "losses").flatten()
     if len(losses) < 20:
         raise Mistake("ps4.training.loss_did_not_fall", f"only {len(losses)} losses were recorded; run the training cell above")

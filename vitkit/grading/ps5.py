@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitkit.grading import Mistake, as_tensor, close, define, seal, verify_integrity
+from vitkit.grading import Mistake, as_tensor, close, position_grid_check, seal
 
 _interpolate = F.interpolate
 _cat = torch.cat
@@ -24,46 +24,8 @@ _named_parameters = nn.Module.named_parameters
 _state_dict = nn.Module.state_dict
 _Linear = nn.Linear
 
-Q_HEAD, Q_PROBE, Q_RESAMPLE, Q_GAIN = "ps5.new_head", "ps5.linear_probe", "ps5.resample", "ps5.gain"
 
-# ----------------------------------------------------------------------------- the catalogue
-
-define("ps5.new_head.no_model", Q_HEAD, "new_head did not return the model", "end with `return model` (the same model, its head replaced)")
-define("ps5.new_head.not_linear", Q_HEAD, "model.head is not an nn.Linear layer", "model.head = nn.Linear(model.config.dim, num_classes)")
-define("ps5.new_head.old_head_kept", Q_HEAD, "the head still has the pre-training classes: it was not replaced",
-       "create a new nn.Linear(dim, num_classes) for the new task's classes and assign it to model.head")
-define("ps5.new_head.wrong_size", Q_HEAD, "the new head has the wrong size", "it maps the dim-wide CLS token to num_classes scores: nn.Linear(dim, num_classes)")
-define("ps5.new_head.not_zero_init", Q_HEAD, "the new head's weights are not zero: the paper's recipe starts the new head at zero",
-       "nn.init.zeros_(head.weight) (and the bias): every class starts with the same score, and no random head disturbs the pre-trained features")
-define("ps5.new_head.bias_not_zero", Q_HEAD, "the new head's bias is not zero", "nn.init.zeros_(head.bias) as well")
-define("ps5.new_head.body_changed", Q_HEAD, "the pre-trained weights outside the head changed: fine-tuning must start from them",
-       "replace only model.head; do not rebuild the model or re-initialise other layers")
-define("ps5.new_head.frozen", Q_HEAD, "the new head's parameters do not require gradients, so it cannot learn", "leave requires_grad=True on the new head")
-
-define("ps5.linear_probe.no_model", Q_PROBE, "linear_probe did not return the model", "end with `return model`")
-define("ps5.linear_probe.head_frozen", Q_PROBE, "the head is frozen too: nothing can learn", "freeze every parameter, then set requires_grad=True on model.head's")
-define("ps5.linear_probe.embeddings_trainable", Q_PROBE, "the CLS token, position embeddings or patch embedding still learn",
-       "cls_token and pos_embed are parameters of the model itself, not of a sub-module: loop over model.parameters() (or named_parameters())")
-define("ps5.linear_probe.body_trainable", Q_PROBE, "some pre-trained layers still learn: a linear probe trains only the head",
-       "for p in model.parameters(): p.requires_grad = False; then for p in model.head.parameters(): p.requires_grad = True")
-
-define("ps5.resample.not_a_tensor", Q_RESAMPLE, "resample_pos_embed did not return a tensor", "return the new (1, 1 + H·W, D) tensor")
-define("ps5.resample.cls_dropped", Q_RESAMPLE, "the CLS entry is missing from the result", "split off pos_embed[:, :1], resample the rest, concatenate the CLS entry back in front")
-define("ps5.resample.wrong_shape", Q_RESAMPLE, "the result has the wrong shape", "(1, 1 + h·w, D) -> (1, 1 + new_grid², D)")
-define("ps5.resample.cls_changed", Q_RESAMPLE, "the CLS entry changed: it has no position on the grid and must be kept as it is",
-       "resample only pos_embed[:, 1:] and put pos_embed[:, :1] back in front unchanged")
-define("ps5.resample.not_2d", Q_RESAMPLE, "the sequence was stretched in 1-D: neighbours on the image grid are not neighbours in the sequence",
-       "reshape the patch entries to their (h, w) grid, interpolate in 2-D, flatten back")
-define("ps5.resample.wrong_layout", Q_RESAMPLE, "the grid was reshaped in the wrong order: channels and positions got mixed",
-       "(1, h·w, D) -> .reshape(1, h, w, D).permute(0, 3, 1, 2) gives (1, D, h, w), the layout F.interpolate expects")
-define("ps5.resample.align_corners", Q_RESAMPLE, "the interpolation used align_corners=True", "use F.interpolate(..., align_corners=False), as timm and vitkit do")
-define("ps5.resample.nearest", Q_RESAMPLE, "nearest-neighbour resampling copies embeddings in blocks", "use mode='bicubic' (the paper's 2-D interpolation) or 'bilinear'")
-define("ps5.resample.not_close", Q_RESAMPLE, "the resampled position embeddings differ from 2-D bicubic interpolation of the grid",
-       "keep the CLS entry; (1, h·w, D) -> (1, D, h, w); F.interpolate(size=(H, W), mode='bicubic', align_corners=False); back to (1, H·W, D)")
-
-define("ps5.gain.no_gain", Q_GAIN, "the pre-trained model did not beat the model trained from scratch",
-       "check new_head first: the fine-tuning cells use it; then run the notebook from the top")
-
+# The mistakes these checks name, with their messages and hints, are rows of vitkit/grading/catalogue.py.
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -85,7 +47,6 @@ def _small_vit(num_classes=7, seed=500):
 
 def check_new_head(student_fn) -> None:
     """The student's ``new_head(model, num_classes)``: a new zero-initialised nn.Linear(dim, num_classes), nothing else changed."""
-    verify_integrity()
     for num_classes in (3, 10, 1):
         model = _small_vit()
         before = {k: v.clone() for k, v in _state_dict(model).items() if not k.startswith("head.")}
@@ -116,7 +77,6 @@ def check_new_head(student_fn) -> None:
 
 def check_linear_probe(student_fn) -> None:
     """The student's ``linear_probe(model)``: every parameter frozen except the head's."""
-    verify_integrity()
     model = _small_vit()
     result = student_fn(model)
     if not isinstance(result, nn.Module):
@@ -126,70 +86,25 @@ def check_linear_probe(student_fn) -> None:
     if not head <= trainable:
         raise Mistake("ps5.linear_probe.head_frozen", f"trainable: {sorted(trainable)[:6]}")
     extra = sorted(trainable - head)
+    if trainable == {name for name, _ in _named_parameters(result)}:
+        raise Mistake("ps5.linear_probe.nothing_frozen", f"all {len(trainable)} parameter tensors are trainable")
     if extra:
         code = "ps5.linear_probe.embeddings_trainable" if any(n in ("cls_token", "pos_embed") or n.startswith("patch_embed.") for n in extra) else "ps5.linear_probe.body_trainable"
         raise Mistake(code, f"still trainable: {extra[:6]}{' ...' if len(extra) > 6 else ''}")
     print("linear_probe: only model.head learns.")
 
 
-def _reference_resample(pos, new, mode="bicubic", variant="correct"):
-    """pos (1, 1 + h·w, D) -> (1, 1 + new², D), or one classic mistake."""
-    D = pos.shape[-1]
-    cls, grid = pos[:, :1], pos[:, 1:]
-    old = math.isqrt(grid.shape[1])
-    if variant == "not_2d":
-        stretched = _interpolate(pos.transpose(1, 2), size=1 + new * new, mode="linear", align_corners=False)
-        return stretched.transpose(1, 2)
-    if variant == "not_2d_grid":
-        return _cat([cls, _interpolate(grid.transpose(1, 2), size=new * new, mode="linear", align_corners=False).transpose(1, 2)], 1)
-    if variant == "wrong_layout":
-        g = grid.reshape(1, D, old, old)
-        g = _interpolate(g, size=(new, new), mode=mode, align_corners=False)
-        return _cat([cls, g.reshape(1, new * new, D)], 1)
-    g = grid.reshape(1, old, old, D).permute(0, 3, 1, 2)
-    if variant == "align_corners":
-        g = _interpolate(g, size=(new, new), mode=mode, align_corners=True)
-    elif variant == "nearest":
-        g = _interpolate(g, size=(new, new), mode="nearest")
-    else:
-        g = _interpolate(g, size=(new, new), mode=mode, align_corners=False)
-    return _cat([cls, g.permute(0, 2, 3, 1).reshape(1, new * new, D)], 1)
-
-
 def check_resample(student_fn) -> None:
-    """The student's ``resample_pos_embed(pos_embed, new_grid)`` against 2-D bicubic (or bilinear) interpolation of the grid."""
-    verify_integrity()
-    g = _Generator().manual_seed(510)
-    for old, new, D in ((4, 6, 8), (3, 5, 6), (6, 4, 4), (2, 7, 3), (5, 5, 4)):
-        pos = _randn(1, 1 + old * old, D, generator=g)
-        where = f"resample_pos_embed(pos_embed of shape {(1, 1 + old * old, D)}, new_grid={new})"
-        out = student_fn(pos.clone(), new)
-        if not isinstance(out, torch.Tensor):
-            raise Mistake("ps5.resample.not_a_tensor", f"{where} returned {type(out).__name__}")
-        out = as_tensor(out)
-        if tuple(out.shape) == (1, new * new, D) and new != old:
-            raise Mistake("ps5.resample.cls_dropped", f"{where} gave shape {tuple(out.shape)}")
-        if tuple(out.shape) != (1, 1 + new * new, D):
-            raise Mistake("ps5.resample.wrong_shape", f"{where} gave shape {tuple(out.shape)}, expected {(1, 1 + new * new, D)}")
-        tol = dict(rtol=1e-4, atol=1e-5)
-        if any(close(out, _reference_resample(pos, new, mode), **tol) for mode in ("bicubic", "bilinear")):
-            continue
-        if not close(out[:, :1], pos[:, :1], **tol):
-            if close(out, _reference_resample(pos, new, variant="not_2d"), **tol):
-                raise Mistake("ps5.resample.not_2d", where)
-            raise Mistake("ps5.resample.cls_changed", where)
-        for variant in ("not_2d", "not_2d_grid", "wrong_layout", "align_corners", "nearest"):
-            for mode in ("bicubic", "bilinear"):
-                if close(out, _reference_resample(pos, new, mode, variant), **tol):
-                    raise Mistake(f"ps5.resample.{variant.replace('_grid', '')}", where)
-        ref = _reference_resample(pos, new)
-        raise Mistake("ps5.resample.not_close", f"{where}: largest difference {(out - ref).abs().max().item():.3g}")
+    """The student's ``resample_pos_embed(pos_embed, new_grid)``: the grid interpolated bicubically in 2-D, the CLS entry kept.
+
+    The same check as problem set 3's (one skill, one reference: vitkit.embedding.resample_pos_embed).
+    """
+    position_grid_check(student_fn, "ps5", "resample_pos_embed")
     print("resample_pos_embed: the CLS entry kept, the grid interpolated in 2-D.")
 
 
 def check_pretraining_pays_off(pretrained_accuracy: float, scratch_accuracy: float, margin: float = 0.05) -> None:
     """The fine-tuned pre-trained model beats the same model trained from scratch by at least ``margin`` test accuracy."""
-    verify_integrity()
     pretrained_accuracy, scratch_accuracy = float(pretrained_accuracy), float(scratch_accuracy)
     if not pretrained_accuracy >= scratch_accuracy + margin:
         raise Mistake("ps5.gain.no_gain", f"pre-trained {pretrained_accuracy:.1%}, from scratch {scratch_accuracy:.1%}")
