@@ -132,7 +132,8 @@ def test_nothing_outside_a_submissions_copy_is_written_and_no_process_survives(g
     course, _, results, _, protected = graded_class
     assert {p: tree_hash(p) for p in protected} == protected
     writer = next(r for r in results if r.student == "writer")
-    assert json.loads(writer.notebooks["fx"])  # it ran; its writes were refused
+    assert json.loads(writer.notebooks["fx"])  # it ran (flagged for the instructor: it names grading files); its writes were refused
+    assert writer.status == "graded" and any("gradebook.db" in f for f in writer.flags), writer.flags
     assert "blocked" in writer.notebooks["fx"].decode() and "graded by me" not in course.gradebook.read_bytes().decode(errors="replace")
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert f"sleep {MARKER}" not in ps

@@ -349,7 +349,7 @@ def _read_results(root: Path, student: str, ps: str, expected: list[str], result
                 if meta.get("grade") and gid in result.scores[name]:
                     score, top = result.scores[name][gid]
                     if score < top:
-                        per_cell[gid] = mistakes_in_cell(cell, known) or [["other", "no points (no error message)"]]
+                        per_cell[gid] = mistakes_in_cell(cell, known, lost_points=True)
             result.mistakes[name] = per_cell
     result.reason = "; ".join(dict.fromkeys(notes))
     if "error" in statuses:  # one notebook not graded through the grader's fault: the whole submission is graded again
