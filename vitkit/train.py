@@ -35,7 +35,7 @@ from torch import nn
 from vitkit.data import Augment, Dataset, default_augment, load_dataset, make_loader
 from vitkit.pretrained import _unwrap, atomic_save, model_record
 
-__all__ = ["History", "RECIPES", "evaluate", "fit", "predict", "recipe", "resolve_device", "resolve_precision"]
+__all__ = ["History", "RECIPES", "distillation_loss", "evaluate", "fit", "predict", "recipe", "resolve_device", "resolve_precision"]
 
 # Default recipes per preset: `vitkit train --model NAME --data mnist5k` uses these unless flags say otherwise.
 # 28×28 digits shift by at most 1 pixel: with the 3-pixel default (1/8 of the image) vit_mnist reached 56%
@@ -182,12 +182,12 @@ def _set_rng_state(state: dict) -> None:
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    # Weight decay on matrices and kernels (≥ 2-D) only; biases, norm scales, cls_token and pos_embed are left alone.
+    # Weight decay on matrices and kernels (≥ 2-D) only; biases, norm scales, cls/dist tokens and pos_embed are left alone.
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (decay if p.dim() >= 2 and not name.endswith(("cls_token", "pos_embed")) else no_decay).append(p)
+        (decay if p.dim() >= 2 and not name.endswith(("cls_token", "dist_token", "pos_embed")) else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
@@ -209,18 +209,57 @@ def _splits(data) -> tuple:
     return data, None, None, None
 
 
+# ----------------------------------------------------------------------------- distillation (DeiT)
+
+
+def distillation_loss(outputs, teacher_logits: torch.Tensor, labels: torch.Tensor, kind: str = "hard", alpha: float = 0.5,
+                      tau: float = 3.0, label_smoothing: float = 0.0) -> torch.Tensor:
+    """DeiT's distillation objective (Touvron et al. 2021), a scalar.
+
+    outputs: the student's logits (B, K), or ``(cls_logits, dist_logits)`` from a model with a distillation
+    token (:class:`vitkit.deit.DistilledViT`); a plain model uses its one head for both terms.
+    teacher_logits (B, K); labels (B,) true classes.
+
+    - ``kind="hard"``: (1 - alpha)·CE(cls_logits, labels) + alpha·CE(dist_logits, teacher's argmax)
+      (the paper's choice, alpha = 1/2).
+    - ``kind="soft"``: (1 - alpha)·CE(cls_logits, labels) + alpha·tau²·KL(softmax(teacher/tau) ‖ softmax(dist/tau))
+      (Hinton et al.'s knowledge distillation; DeiT tried alpha = 0.1, tau = 3).
+
+    label_smoothing applies to the true-label term only.
+    """
+    cls_logits, dist_logits = outputs if isinstance(outputs, (tuple, list)) else (outputs, outputs)
+    cls_logits, dist_logits, teacher_logits = cls_logits.float(), dist_logits.float(), teacher_logits.float()
+    base = F.cross_entropy(cls_logits, labels, label_smoothing=label_smoothing)
+    if kind == "hard":
+        distill = F.cross_entropy(dist_logits, teacher_logits.argmax(-1))
+    elif kind == "soft":
+        distill = F.kl_div(F.log_softmax(dist_logits / tau, -1), F.log_softmax(teacher_logits / tau, -1), reduction="batchmean",
+                           log_target=True) * tau**2
+    else:
+        raise ValueError(f"distillation must be 'hard' or 'soft', got {kind!r}")
+    return (1 - alpha) * base + alpha * distill
+
+
 # ----------------------------------------------------------------------------- fit
 
 
 def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.05,
         warmup: float = 1, label_smoothing: float = 0.0, device="auto", precision: str = "auto", compile: bool = False,
         checkpoint=None, resume: bool = False, seed: int = 0, progress: bool = True, augment=True, clip_grad: float | None = 1.0,
-        max_steps: int | None = None, num_workers: int | None = None, log=None) -> History:
+        max_steps: int | None = None, num_workers: int | None = None, log=None, teacher: nn.Module | None = None,
+        distillation: str = "hard", distill_alpha: float = 0.5, distill_tau: float = 3.0) -> History:
     """Train ``model`` in place on ``data`` (a Dataset: train + validation; or a Split) and return its History.
 
     batch_size is the global batch (split over torchrun ranks); warmup is in epochs (may be fractional);
     augment: True (the data set's default shifts/flips), False, "randaugment", or an ``Augment``.
     checkpoint: a file written after every epoch; resume=True continues from it. max_steps caps the steps per epoch.
+
+    teacher: a trained model (e.g. the CNN) whose predictions on each augmented batch the student also learns
+    (DeiT): the loss is :func:`distillation_loss` with ``distillation`` "hard" (the teacher's top class as a
+    second label) or "soft" (its softened distribution at temperature ``distill_tau``), weighted ``distill_alpha``.
+    A model with a distillation token (``vitkit.deit``) learns the teacher with that token's head, any other
+    model with its one head. The teacher stays frozen in eval mode. Accuracies in the history are the model's
+    test-time output (for DeiT the mean of both heads).
     """
     device = resolve_device(device)
     if device.type == "cuda" and device.index is None:  # "cuda" under torchrun: this rank's GPU
@@ -275,6 +314,13 @@ def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: flo
     if compile:
         trained = torch.compile(trained)  # after DDP, as DDP's docs ask
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    if teacher is not None:
+        if distillation not in ("hard", "soft"):
+            raise ValueError(f"distillation must be 'hard' or 'soft', got {distillation!r}")
+        teacher = _unwrap(teacher).to(device).eval()
+    distilled = hasattr(model, "distilled_training")
+    if distilled:  # a distillation token: its head learns the teacher, or (no teacher) the labels like the CLS head
+        model.distilled_training = True
     show = progress and rank == 0
     if show:
         from tqdm.auto import tqdm  # renders in JupyterLab and in a terminal
@@ -288,8 +334,16 @@ def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: flo
             if step >= steps_per_epoch:
                 break
             with _autocast(device, precision):
-                logits = trained(images)
-                loss = loss_fn(logits.float(), labels)
+                outputs = trained(images)
+                if teacher is not None:
+                    with torch.no_grad():
+                        teacher_logits = teacher(images)
+                    loss = distillation_loss(outputs, teacher_logits, labels, distillation, distill_alpha, distill_tau, label_smoothing)
+                elif isinstance(outputs, tuple):  # both heads of a distilled model learn the labels
+                    loss = (loss_fn(outputs[0].float(), labels) + loss_fn(outputs[1].float(), labels)) / 2
+                else:
+                    loss = loss_fn(outputs.float(), labels)
+                logits = (outputs[0] + outputs[1]) / 2 if isinstance(outputs, tuple) else outputs  # (B, K): what the model predicts
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: training diverged; "
                                          f"try a lower learning rate than lr={lr:g} (or precision='fp32')")
@@ -330,6 +384,8 @@ def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: flo
                                      "label_smoothing": label_smoothing, "seed": seed, "precision": precision}}, checkpoint)
             if world_size > 1:
                 dist.barrier()  # no rank runs ahead (and may be killed) before the checkpoint is on disk
+    if distilled:
+        model.distilled_training = False
     return history
 
 
