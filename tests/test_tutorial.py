@@ -261,7 +261,7 @@ def test_robustness_summary_reports_where_the_models_differ_not_where_all_are_at
 def test_progress_lines_say_section_runs_and_time_left(tmp_path, monkeypatch):
     log = tmp_path / "progress.log"
     monkeypatch.setenv(tutorial.PROGRESS_ENV, str(log))
-    plan = tutorial.Plan(epochs=2, batch_size=100, fractions=(0.5, 1.0), seeds=(0, 1))
+    plan = tutorial.Plan(epochs=2, batch_size=100, fractions=(0.5, 1.0), seeds=(0, 1), efficiency=("a", "b"))
     total = tutorial.start_progress(plan, 1000, extra_arms=1, names=("a", "b"))
     assert total == (2 + 3 * 2 * 2 - 2) * 20  # full runs + data-efficiency runs less the reused ones, 20 steps each
     first = tutorial.report_progress("training on the full split", 1, 2, steps=total // 4)

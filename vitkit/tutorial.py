@@ -78,6 +78,7 @@ class Plan:
     throughput_batch: int = 256  # images per forward pass when timing inference
     scratch_twin: bool = True  # beside the pre-trained tiny ViT, train the same architecture from scratch (its baseline)
     seeds: tuple[int, ...] = (0, 1, 2)  # data-efficiency runs per point: each seed draws its own data share and initial weights
+    efficiency: tuple[str, ...] = COMPARED  # the models of the data-efficiency curve (beside the pre-trained arms)
     distillation: str = "hard"  # DeiT's targets from the teacher: "hard" (its top class) or "soft"
     severities: dict = field(default_factory=lambda: {
         "occlusion": [0.0, 0.1, 0.25, 0.5, 0.75],
@@ -109,11 +110,12 @@ _PROGRESS = {"steps_total": 0, "steps_done": 0, "started": 0.0}
 def start_progress(p: Plan, full_train_images: int, extra_arms: int = 0, names=COMPARED) -> int:
     """Start the clock of :func:`report_progress`; return the training steps the whole tutorial will take.
 
-    Counts the full-split runs of ``names`` and the data-efficiency runs (``names`` plus ``extra_arms``, every
+    Counts the full-split runs of ``names`` and the data-efficiency runs (``p.efficiency`` plus ``extra_arms``, every
     fraction and seed, less the full-split runs they reuse). Every run has the same number of steps.
     """
     per_run = _epochs_for(full_train_images, full_train_images, p) * _steps_per_epoch(full_train_images, p)
-    runs = len(names) + (len(names) + extra_arms) * len(p.fractions) * len(p.seeds) - (len(names) if 1.0 in p.fractions else 0)
+    reused = len(set(names) & set(p.efficiency)) if 1.0 in p.fractions else 0
+    runs = len(names) + (len(p.efficiency) + extra_arms) * len(p.fractions) * len(p.seeds) - reused
     _PROGRESS.update(steps_total=runs * per_run, steps_done=0, started=time.perf_counter())
     return runs * per_run
 
@@ -415,6 +417,7 @@ class Results:
     plan: dict
     device: str
     quick: bool
+    precision: str = "fp32"  # what fit's precision="auto" ran on that device (vitkit.train.resolve_precision)
     test_images: int = 0  # size of the test split every accuracy is measured on
     models: dict = field(default_factory=dict)  # name -> measure(...) + {"test_accuracy", "test_loss", "train_seconds", "steps"}
     data_efficiency: list = field(default_factory=list)  # Run dicts
@@ -865,6 +868,7 @@ def main(args: argparse.Namespace) -> int:
     figures = sorted((Path(args.out) / "figures").glob("*.png"))
     print(f"\n{table}\n")
     results = Results.from_json((Path(args.out) / "results.json").read_text())
+    print(f"device {results.device}, precision {results.precision}")
     for sentence in findings(results):
         print("-", sentence)
     print()
