@@ -174,6 +174,7 @@ class _Always(nn.Module):
         return logits + 0 * self.anchor
 
 
+@pytest.mark.slow
 def test_fit_with_a_teacher_teaches_the_distillation_head_the_teachers_answers():
     data = load_dataset("digits")
     torch.manual_seed(0)
