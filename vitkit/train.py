@@ -128,7 +128,11 @@ def resolve_device(device="auto") -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """"auto" -> "bf16" on CUDA that supports it, "fp16" (with a gradient scaler) on older CUDA, else "fp32"."""
+    """"auto" -> "bf16" on CUDA that supports it, "fp16" (with a gradient scaler) on older CUDA, else "fp32".
+
+    On CPUs "auto" stays fp32 even with avx512_bf16: bf16 autocast trained the small presets at the same accuracy
+    but slower (vit_mnist 0.71×, resnet_mnist 0.93× the speed; ``vitkit bench --only cpu_bf16``, docs/benchmarks.md).
+    """
     if precision == "auto":
         if device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
