@@ -6,6 +6,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,3 +42,13 @@ def test_bench_prints_side_by_side_ratios():
     )
     assert re.search(r"step time vitkit ÷ timm: \d+\.\d+", result.stdout)
     assert re.search(r"training FLOP/s ÷ matmul FLOP/s: vitkit \d+\.\d+, timm \d+\.\d+", result.stdout)
+
+
+@pytest.mark.slow
+def test_bench_cpu_bf16_times_both_precisions_side_by_side_and_says_what_auto_runs():
+    result = subprocess.run([sys.executable, "-m", "vitkit.cli", "bench", "--only", "cpu_bf16", "--quick"],
+                            capture_output=True, text=True, check=True)
+    assert re.search(r"precision='auto' on this CPU runs (fp32|bf16)", result.stdout)
+    for name in ("vit_mnist", "resnet_mnist"):
+        assert re.search(rf"{name} +step of 64: fp32 +\d+\.\d ms, bf16 +\d+\.\d ms \(bf16 \d+\.\d\d× the speed\); after 1 epochs "
+                         rf"of its recipe: test accuracy fp32 \d\.\d{{4}}, bf16 \d\.\d{{4}}", result.stdout), result.stdout

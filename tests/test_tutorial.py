@@ -66,6 +66,9 @@ def test_tutorial_writes_notebook_report_figures_and_table(tutorial_run):
     assert {"training_curves", "data_efficiency", "robustness", "where_models_look"} <= figures
     table = (out / "table.md").read_text()
     assert table.strip() in proc.stdout  # the command prints the table it wrote
+    # headless progress: each section as it starts, runs done and the time left while training
+    assert "section: 2. Data efficiency" in proc.stdout and "section: 3. Robustness" in proc.stdout
+    assert re.search(r"\[data efficiency\] run \d+/\d+ · \d+% of the training · \d+:\d\d elapsed · about \d+:\d\d left", proc.stdout)
 
 
 @pytest.mark.slow
@@ -73,8 +76,8 @@ def test_tutorial_table_is_written_from_the_run(tutorial_run):
     out, _ = tutorial_run
     results = json.loads((out / "results.json").read_text())
     cells = table_cells((out / "table.md").read_text())
-    names = list(tutorial.MODELS)
-    assert cells["measure"][:2] == names
+    names = list(tutorial.COMPARED)  # the ViT, the CNN and every arm of the debate ran
+    assert cells["measure"][:len(names)] == names
     assert results["quick"] is True
     data = load_dataset("mnist5k")
     for i, name in enumerate(names):
@@ -87,30 +90,37 @@ def test_tutorial_table_is_written_from_the_run(tutorial_run):
         accuracy_row = next(v for k, v in cells.items() if k.startswith("test accuracy (full"))
         assert accuracy_row[i] == f"{measured['test_accuracy']:.3f}"
         assert measured["train_images_per_s"] > 0 and measured["inference_images_per_s"] > 0
-    # data efficiency: every fraction of the plan for both models, with the same number of steps
+    # data efficiency: every fraction of the plan for every model and seed, with the same number of steps
     plan = results["plan"]
     runs = results["data_efficiency"]
-    assert sorted({r["fraction"] for r in runs}) == sorted(plan["fractions"])
+    assert len(plan["seeds"]) >= 2 and sorted({r["fraction"] for r in runs}) == sorted(plan["fractions"])
+    stats = tutorial.accuracy_stats(runs)
     for name in names:
-        mine = sorted((r for r in runs if r["model"] == name), key=lambda r: r["fraction"])
-        assert [r["fraction"] for r in mine] == sorted(plan["fractions"])
-        assert [r["train_images"] for r in mine] == [len(load_dataset("mnist5k", fraction=f).train) if f < 1 else len(data.train)
-                                                      for f in sorted(plan["fractions"])]
-        assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in mine)
-        assert len({r["steps"] for r in mine}) == 1, "every data-efficiency run of a model gets the same number of steps"
-        assert mine[-1]["test_accuracy"] == results["models"][name]["test_accuracy"]  # the 100% point is the main run
-        for r in mine:
-            row = cells[f"test accuracy, {r['fraction']:.0%} of the training data"]
-            assert row[names.index(name)] == f"{r['test_accuracy']:.3f}"
-    # robustness: one curve per probe and model, severity 0 first, accuracies in [0, 1]
+        for seed in plan["seeds"]:
+            mine = sorted((r for r in runs if r["model"] == name and r["seed"] == seed), key=lambda r: r["fraction"])
+            assert [r["fraction"] for r in mine] == sorted(plan["fractions"])
+            assert [r["train_images"] for r in mine] == [len(load_dataset("mnist5k", seed=seed, fraction=f).train) if f < 1 else len(data.train)
+                                                          for f in sorted(plan["fractions"])]
+            assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in mine)
+            assert len({r["steps"] for r in mine}) == 1, "every data-efficiency run of a model gets the same number of steps"
+            if seed == plan["seed"]:
+                assert mine[-1]["test_accuracy"] == results["models"][name]["test_accuracy"]  # the 100% point is the main run
+        for fraction in plan["fractions"]:
+            accuracies = [r["test_accuracy"] for r in runs if r["model"] == name and r["fraction"] == fraction]
+            assert stats[name][fraction]["n"] == len(plan["seeds"]) == len(accuracies)
+            row = next(v for k, v in cells.items() if k.startswith(f"test accuracy, {fraction:.0%} of the training data"))
+            assert row[names.index(name)] == f"{sum(accuracies) / len(accuracies):.3f} ± {stats[name][fraction]['std']:.3f}"
+    # robustness: one curve per probe and model, severity 0 first, accuracies in [0, 1]; the table's rows from the curves
     assert set(results["robustness"]) == {"occlusion", "patch shuffle", "gaussian noise"}
     for probe, curve in results["robustness"].items():
         assert curve["severities"] == plan["severities"][probe] and curve["severities"][0] == 0
+        summary = tutorial.robustness_summary(curve)
         for name in names:
             assert len(curve[name]) == len(curve["severities"])
             assert all(0.0 <= a <= 1.0 for a in curve[name])
-            row = next(v for k, v in cells.items() if k.startswith(f"{probe} at "))
-            assert row[names.index(name)] == f"{curve[name][-1]:.3f}"
+            assert cells[f"{probe}: area under the accuracy curve, 0–{curve['severities'][-1]:g}"][names.index(name)] == f"{summary['auc'][name]:.3f}"
+            row = next(v for k, v in cells.items() if k.startswith(f"{probe} at {summary['severity']:g}, where the models differ most"))
+            assert row[names.index(name)] == f"{summary['at'][name]:.3f}"
 
 
 @pytest.mark.slow
@@ -149,13 +159,14 @@ def test_closing_table_marks_missing_measures_and_reads_the_results():
     results.models = {"vit_mnist": {"test_accuracy": 0.5, "parameters": 7, "flops": 2e6, "train_images_per_s": 1.0,
                                     "inference_images_per_s": 2.0, "train_seconds": 3.0}}
     results.data_efficiency = [{"model": tutorial.PRETRAINED, "fraction": 0.1, "test_accuracy": 0.25}]
-    results.robustness = {"occlusion": {"severities": [0.0, 0.5], "vit_mnist": [0.5, 0.125]}}
+    results.robustness = {"occlusion": {"severities": [0.0, 0.5], "vit_mnist": [0.5, 0.25]}}
     rows = tutorial.closing_table(results)
     cells = {r[0]: r[1:] for r in rows}
     assert rows[0] == ["measure", "vit_mnist", tutorial.PRETRAINED]
     assert cells["parameters"] == ["7", "–"]
-    assert cells["test accuracy, 10% of the training data"] == ["–", "0.250"]
-    assert cells["occlusion at 0.5 (share of 4×4 patches blanked)"] == ["0.125", "–"]
+    assert cells["test accuracy, 10% of the training data"] == ["–", "0.250"]  # one seed: no spread
+    assert cells["occlusion: area under the accuracy curve, 0–0.5"] == ["0.375", "–"]
+    assert cells["occlusion at 0.5, where the models differ most (share of 4×4 patches blanked)"] == ["0.250", "–"]
     assert table_cells(tutorial.markdown(rows))["parameters"] == ["7", "–"]
 
 
@@ -184,7 +195,7 @@ def test_findings_are_computed_from_the_numbers():
     text = "\n".join(tutorial.findings(results))
     assert "resnet_mnist beat vit_mnist by 15.0 percentage points" in text and "2.0× the parameters" in text
     assert "+50.0 points with 10% of the data, +15.0 points with 100%" in text
-    assert "the ViT lost 30.0 points, the CNN 70.0" in text
+    assert "gaussian noise, area under the accuracy curve: vit_mnist 0.650, resnet_mnist 0.600 (the models differ most at 0.8)" in text
     results.models["vit_mnist"]["test_accuracy"] = 0.99
     assert "vit_mnist beat resnet_mnist by 4.0" in "\n".join(tutorial.findings(results))
 
@@ -227,3 +238,52 @@ def test_smaller_splits_get_the_same_steps_and_warm_up(monkeypatch):
     warm = lambda n, kw: kw["warmup"] * -(-n // kw["batch_size"])  # noqa: E731  warm-up in steps
     assert warm(n_tenth, kw_tenth) == pytest.approx(warm(n_full, kw_full))
     assert run_tenth.fraction == 0.1 and run_full.fraction == 1.0
+
+
+def test_seeds_give_mean_and_spread_in_the_table():
+    runs = [{"model": "vit_mnist", "fraction": 0.1, "test_accuracy": a, "seed": s} for s, a in enumerate((0.80, 0.90, 0.85))]
+    stats = tutorial.accuracy_stats(runs)["vit_mnist"][0.1]
+    assert stats["n"] == 3 and stats["mean"] == pytest.approx(0.85) and stats["std"] == pytest.approx(0.05)
+    assert (stats["min"], stats["max"]) == (0.80, 0.90)
+    results = tutorial.Results(plan={}, device="cpu", quick=False, data_efficiency=runs)
+    cells = {r[0]: r[1:] for r in tutorial.closing_table(results)}
+    assert cells["test accuracy, 10% of the training data (mean ± std of 3 seeds)"] == ["0.850 ± 0.050"]
+
+
+def test_robustness_summary_reports_where_the_models_differ_not_where_all_are_at_chance():
+    curve = {"severities": [0.0, 0.25, 0.5, 1.0], "a": [0.99, 0.90, 0.40, 0.10], "b": [0.98, 0.60, 0.30, 0.11]}
+    summary = tutorial.robustness_summary(curve)
+    assert summary["severity"] == 0.25 and summary["at"] == {"a": 0.90, "b": 0.60}
+    # trapezoids over [0, 1]: a = 0.25·(0.99+0.90)/2 + 0.25·(0.90+0.40)/2 + 0.5·(0.40+0.10)/2
+    assert summary["auc"]["a"] == pytest.approx(0.25 * 1.89 / 2 + 0.25 * 1.30 / 2 + 0.5 * 0.50 / 2)
+
+
+def test_progress_lines_say_section_runs_and_time_left(tmp_path, monkeypatch):
+    log = tmp_path / "progress.log"
+    monkeypatch.setenv(tutorial.PROGRESS_ENV, str(log))
+    plan = tutorial.Plan(epochs=2, batch_size=100, fractions=(0.5, 1.0), seeds=(0, 1), efficiency=("a", "b"))
+    total = tutorial.start_progress(plan, 1000, extra_arms=1, names=("a", "b"))
+    assert total == (2 + 3 * 2 * 2 - 2) * 20  # full runs + data-efficiency runs less the reused ones, 20 steps each
+    first = tutorial.report_progress("training on the full split", 1, 2, steps=total // 4)
+    assert re.fullmatch(r"\[training on the full split\] run 1/2 · 25% of the training · \d+:\d\d elapsed · about \d+:\d\d left", first)
+    assert log.read_text().splitlines() == [first]
+    titles = tutorial.section_titles(nbformat.read(TUTORIAL, as_version=4))
+    assert "2. Data efficiency" in titles.values() and "3. Robustness" in titles.values()
+
+
+def test_data_efficiency_trains_every_seed_and_teaches_deit_with_the_cnn_of_its_share(monkeypatch):
+    import vitkit.train as train
+    from vitkit.train import History
+
+    calls = []
+    monkeypatch.setattr(train, "fit", lambda model, data, **kw: calls.append((model, data.train.images, kw)) or History())
+    monkeypatch.setattr(train, "evaluate", lambda model, split: {"accuracy": 0.5, "loss": 1.0})
+    plan = tutorial.Plan(epochs=1, fractions=(0.1, 1.0), seeds=(0, 1, 2))
+    runs, _ = tutorial.data_efficiency(plan, names=("deit_mnist", "resnet_mnist"), device="cpu")
+    assert len(runs) == 2 * 2 * 3 and sorted(r.seed for r in runs) == [0] * 4 + [1] * 4 + [2] * 4
+    assert [type(c[0]).__name__ for c in calls[:2]] == ["ResNet", "DistilledViT"]  # the teacher first
+    for (cnn, cnn_images, cnn_kw), (_, images, kw) in zip(calls[::2], calls[1::2]):
+        assert kw["teacher"] is cnn and torch.equal(images, cnn_images) and kw["seed"] == cnn_kw["seed"]  # same share, same seed
+        assert "teacher" not in cnn_kw
+    tenths = [images for _, images, kw in calls[::2] if len(images) < 1000]
+    assert len(tenths) == 3 and not torch.equal(tenths[0], tenths[1])  # each seed draws its own share

@@ -34,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
 
     for name in list_models():
         model = create_model(name)
-        print(f"{name:16s} {type(model).__name__:8s} {count_params(model):>12,d} parameters")
+        print(f"{name:16s} {type(model).__name__:12s} {count_params(model):>12,d} parameters")
     return 0
 
 

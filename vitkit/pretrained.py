@@ -19,9 +19,13 @@ import torch
 from torch import nn
 
 from vitkit.cnn import CNNConfig, ResNet
+from vitkit.convmixer import ConvMixer, ConvMixerConfig
+from vitkit.deit import DistilledViT
+from vitkit.hybrid import HybridViT
 from vitkit.vit import ViT, ViTConfig
 
-_MODEL_CLASSES = {"ViT": (ViT, ViTConfig), "ResNet": (ResNet, CNNConfig)}
+_MODEL_CLASSES = {"ViT": (ViT, ViTConfig), "ResNet": (ResNet, CNNConfig), "DistilledViT": (DistilledViT, ViTConfig),
+                  "HybridViT": (HybridViT, ViTConfig), "ConvMixer": (ConvMixer, ConvMixerConfig)}
 
 
 def _state_dict(model_or_state_dict) -> dict[str, torch.Tensor]:

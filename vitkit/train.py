@@ -36,7 +36,7 @@ from torch import nn
 from vitkit.data import Augment, Dataset, default_augment, load_dataset, make_loader
 from vitkit.pretrained import _unwrap, atomic_save, model_record
 
-__all__ = ["History", "RECIPES", "evaluate", "fit", "predict", "recipe", "resolve_device", "resolve_precision"]
+__all__ = ["History", "RECIPES", "distillation_loss", "evaluate", "fit", "predict", "recipe", "resolve_device", "resolve_precision"]
 
 # Default recipes per preset: `vitkit train --model NAME --data mnist5k` uses these unless flags say otherwise.
 # 28×28 digits shift by at most 1 pixel: with the 3-pixel default (1/8 of the image) vit_mnist reached 56%
@@ -44,6 +44,11 @@ __all__ = ["History", "RECIPES", "evaluate", "fit", "predict", "recipe", "resolv
 RECIPES: dict[str, dict] = {
     "vit_mnist": dict(epochs=30, batch_size=64, lr=1e-3, weight_decay=0.05, warmup=1, label_smoothing=0.1, augment=Augment(translate=1)),
     "resnet_mnist": dict(epochs=10, batch_size=64, lr=3e-3, weight_decay=0.05, warmup=0.5, label_smoothing=0.0, augment=Augment(translate=1)),
+    # The debate's arms start from their family's recipe (not tuned on their own): deit_mnist and hybrid_mnist
+    # from vit_mnist's, convmixer_mnist from the CNN's. deit_mnist learns a teacher with `--teacher CHECKPOINT`.
+    "deit_mnist": dict(epochs=30, batch_size=64, lr=1e-3, weight_decay=0.05, warmup=1, label_smoothing=0.1, augment=Augment(translate=1)),
+    "hybrid_mnist": dict(epochs=30, batch_size=64, lr=1e-3, weight_decay=0.05, warmup=1, label_smoothing=0.1, augment=Augment(translate=1)),
+    "convmixer_mnist": dict(epochs=10, batch_size=64, lr=3e-3, weight_decay=0.05, warmup=0.5, label_smoothing=0.0, augment=Augment(translate=1)),
     "vit_cifar": dict(epochs=50, batch_size=128, lr=1e-3, weight_decay=0.05, warmup=5, label_smoothing=0.1, augment=True),
     "resnet_cifar": dict(epochs=30, batch_size=128, lr=2e-3, weight_decay=0.05, warmup=2, label_smoothing=0.0, augment=True),
 }
@@ -190,6 +195,9 @@ def _pick_precision(precision: str, device: torch.device) -> tuple[str, str]:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """"auto" -> "bf16" on CUDA of compute capability 8.0+ (Ampere), "fp16" (with a gradient scaler) on older CUDA
     (Volta, Turing, P100), else "fp32"; an explicit "fp32", "bf16" or "fp16" is kept.
+
+    On CPUs "auto" stays fp32 even with avx512_bf16: bf16 autocast trained the small presets at the same accuracy
+    but slower (vit_mnist 0.71×, resnet_mnist 0.93× the speed; ``vitkit bench --only cpu_bf16``, docs/benchmarks.md).
     """
     return _pick_precision(precision, device)[0]
 
@@ -322,12 +330,12 @@ class _GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    # Weight decay on matrices and kernels (≥ 2-D) only; biases, norm scales, cls_token and pos_embed are left alone.
+    # Weight decay on matrices and kernels (≥ 2-D) only; biases, norm scales, cls/dist tokens and pos_embed are left alone.
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (decay if p.dim() >= 2 and not name.endswith(("cls_token", "pos_embed")) else no_decay).append(p)
+        (decay if p.dim() >= 2 and not name.endswith(("cls_token", "dist_token", "pos_embed")) else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
@@ -347,6 +355,37 @@ def _splits(data) -> tuple:
     if isinstance(data, (tuple, list)) and len(data) == 2:
         return data[0], data[1], None, None
     return data, None, None, None
+
+
+# ----------------------------------------------------------------------------- distillation (DeiT)
+
+
+def distillation_loss(outputs, teacher_logits: torch.Tensor, labels: torch.Tensor, kind: str = "hard", alpha: float = 0.5,
+                      tau: float = 3.0, label_smoothing: float = 0.0) -> torch.Tensor:
+    """DeiT's distillation objective (Touvron et al. 2021), a scalar.
+
+    outputs: the student's logits (B, K), or ``(cls_logits, dist_logits)`` from a model with a distillation
+    token (:class:`vitkit.deit.DistilledViT`); a plain model uses its one head for both terms.
+    teacher_logits (B, K); labels (B,) true classes.
+
+    - ``kind="hard"``: (1 - alpha)·CE(cls_logits, labels) + alpha·CE(dist_logits, teacher's argmax)
+      (the paper's choice, alpha = 1/2).
+    - ``kind="soft"``: (1 - alpha)·CE(cls_logits, labels) + alpha·tau²·KL(softmax(teacher/tau) ‖ softmax(dist/tau))
+      (Hinton et al.'s knowledge distillation; DeiT tried alpha = 0.1, tau = 3).
+
+    label_smoothing applies to the true-label term only.
+    """
+    cls_logits, dist_logits = outputs if isinstance(outputs, (tuple, list)) else (outputs, outputs)
+    cls_logits, dist_logits, teacher_logits = cls_logits.float(), dist_logits.float(), teacher_logits.float()
+    base = F.cross_entropy(cls_logits, labels, label_smoothing=label_smoothing)
+    if kind == "hard":
+        distill = F.cross_entropy(dist_logits, teacher_logits.argmax(-1))
+    elif kind == "soft":
+        distill = F.kl_div(F.log_softmax(dist_logits / tau, -1), F.log_softmax(teacher_logits / tau, -1), reduction="batchmean",
+                           log_target=True) * tau**2
+    else:
+        raise ValueError(f"distillation must be 'hard' or 'soft', got {kind!r}")
+    return (1 - alpha) * base + alpha * distill
 
 
 # ----------------------------------------------------------------------------- fit
@@ -383,7 +422,8 @@ def _compiler(compile):
 def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.05,
         warmup: float = 1, label_smoothing: float = 0.0, device="auto", precision: str = "auto", compile=False,
         checkpoint=None, resume: bool = False, seed: int = 0, progress: bool = True, augment=True, clip_grad: float | None = 1.0,
-        max_steps: int | None = None, num_workers: int | None = None, log=None) -> History:
+        max_steps: int | None = None, num_workers: int | None = None, log=None, teacher: nn.Module | None = None,
+        distillation: str = "hard", distill_alpha: float = 0.5, distill_tau: float = 3.0) -> History:
     """Train ``model`` in place on ``data`` (a Dataset: train + validation; or a Split) and return its History.
 
     batch_size is the global batch (split over torchrun ranks); warmup is in epochs (may be fractional);
@@ -392,6 +432,13 @@ def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: flo
     compile: True (torch.compile with inductor) or a backend name; the batch axis is compiled as dynamic, so the
     last, smaller batch reuses the graph, and validation runs compiled too.
     The model stays on ``device`` afterwards: move inputs with ``x.to(next(model.parameters()).device)``.
+
+    teacher: a trained model (e.g. the CNN) whose predictions on each augmented batch the student also learns
+    (DeiT): the loss is :func:`distillation_loss` with ``distillation`` "hard" (the teacher's top class as a
+    second label) or "soft" (its softened distribution at temperature ``distill_tau``), weighted ``distill_alpha``.
+    A model with a distillation token (``vitkit.deit``) learns the teacher with that token's head, any other
+    model with its one head. The teacher stays frozen in eval mode. Accuracies in the history are the model's
+    test-time output (for DeiT the mean of both heads).
     """
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
@@ -423,13 +470,15 @@ def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: flo
             return _fit_loop(model, train_loader, val_loader, steps_per_epoch, epochs=epochs, batch_size=batch_size, lr=lr,
                              weight_decay=weight_decay, warmup=warmup, label_smoothing=label_smoothing, device=device,
                              precision=precision, compile=compile, checkpoint=checkpoint, resume=resume, seed=seed,
-                             progress=progress, clip_grad=clip_grad, log=log, rank=rank, world_size=world_size)
+                             progress=progress, clip_grad=clip_grad, log=log, rank=rank, world_size=world_size,
+                             teacher=teacher, distillation=distillation, distill_alpha=distill_alpha, distill_tau=distill_tau)
         finally:
             restore_batchnorm()
 
 
 def _fit_loop(model, train_loader, val_loader, steps_per_epoch, *, epochs, batch_size, lr, weight_decay, warmup, label_smoothing,
-              device, precision, compile, checkpoint, resume, seed, progress, clip_grad, log, rank, world_size) -> History:
+              device, precision, compile, checkpoint, resume, seed, progress, clip_grad, log, rank, world_size,
+              teacher=None, distillation="hard", distill_alpha=0.5, distill_tau=3.0) -> History:
     """fit's epochs, once the data, the device and the processes are settled."""
     # fused: one kernel for the whole update, on CPU as on CUDA (a few % of a small model's step); with fp16 the
     # fused step also reads the gradient scaler's inf check on the device (no wait for the GPU each step)
@@ -461,6 +510,13 @@ def _fit_loop(model, train_loader, val_loader, steps_per_epoch, *, epochs, batch
         trained = compiler(trained)  # after DDP, as DDP's docs ask
         scored = compiler(model)  # validation: the bare model (no DDP hooks), compiled too
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    if teacher is not None:
+        if distillation not in ("hard", "soft"):
+            raise ValueError(f"distillation must be 'hard' or 'soft', got {distillation!r}")
+        teacher = _unwrap(teacher).to(device).eval()
+    distilled = hasattr(model, "distilled_training")
+    if distilled:  # a distillation token: its head learns the teacher, or (no teacher) the labels like the CLS head
+        model.distilled_training = True
     show = progress and rank == 0
     if show:
         from tqdm.auto import tqdm  # renders in JupyterLab and in a terminal
@@ -479,8 +535,16 @@ def _fit_loop(model, train_loader, val_loader, steps_per_epoch, *, epochs, batch
             if compiler is not None:
                 torch._dynamo.mark_dynamic(images, 0)  # one graph for every batch size: the last batch is smaller
             with _autocast(device, precision):
-                logits = trained(images)
-                loss = loss_fn(logits.float(), labels)
+                outputs = trained(images)
+                if teacher is not None:
+                    with torch.no_grad():
+                        teacher_logits = teacher(images)
+                    loss = distillation_loss(outputs, teacher_logits, labels, distillation, distill_alpha, distill_tau, label_smoothing)
+                elif isinstance(outputs, tuple):  # both heads of a distilled model learn the labels
+                    loss = (loss_fn(outputs[0].float(), labels) + loss_fn(outputs[1].float(), labels)) / 2
+                else:
+                    loss = loss_fn(outputs.float(), labels)
+                logits = (outputs[0] + outputs[1]) / 2 if isinstance(outputs, tuple) else outputs  # (B, K): what the model predicts
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if clip_grad:
@@ -526,6 +590,8 @@ def _fit_loop(model, train_loader, val_loader, steps_per_epoch, *, epochs, batch
                                      "label_smoothing": label_smoothing, "seed": seed, "precision": precision}}, checkpoint)
             if world_size > 1:
                 dist.barrier()  # no rank runs ahead (and may be killed) before the checkpoint is on disk
+    if distilled:
+        model.distilled_training = False
     return history
 
 
@@ -651,6 +717,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--augment", choices=("default", "none", "randaugment"),
                         help="default: the data set's standard shifts (1/8 of the image) and flips; randaugment: those and "
                              "RandAugment; unset: the preset's recipe (±1 px shifts for the 28×28 presets)")
+    parser.add_argument("--teacher", help="a checkpoint written by vitkit train (e.g. the CNN's): distil its predictions into the "
+                                          "model (DeiT; a deit_* preset learns them with its distillation token)")
+    parser.add_argument("--distillation", default="hard", choices=("hard", "soft"), help="the teacher's top class (hard, default) "
+                        "or its softened probabilities (soft)")
     parser.add_argument("--subset", type=int, help="train on this many training images")
     parser.add_argument("--val-size", type=float, default=0.1, help="validation share (<1) or count of the training pool")
     parser.add_argument("--device", default="auto")
@@ -701,6 +771,10 @@ def main(args: argparse.Namespace) -> int:
         printed[0] = len(history)
         atomic_json(history.as_dict(), out / "history.json")
 
+    if args.teacher:
+        from vitkit.pretrained import load
+
+        settings.update(teacher=load(args.teacher), distillation=args.distillation)
     started = time.perf_counter()
     history = fit(model, data, **settings, device=args.device, precision=args.precision, compile=args.compile,
                   checkpoint=out / "checkpoint.pt", resume=args.resume, seed=args.seed, progress=not args.no_progress,

@@ -5,10 +5,16 @@
 ``build/tutorial``): the executed notebook, an HTML report, the figures (PNG), ``results.json``
 (every measured number) and ``table.md`` (the closing table, written from ``results.json``).
 
-Everything the two models get is the same: the data (``mnist5k``), the recipe (one
-:class:`Plan`: optimiser, learning rate, schedule, augmentation, batch size) and the budget
-(the number of training steps). How long that budget is comes from :mod:`vitkit.budget`: the
-full run, or a quick one while testing (``VITKIT_QUICK=1``).
+Everything the models get is the same: the data (``mnist5k``), the recipe (one :class:`Plan`:
+optimiser, learning rate, schedule, augmentation, batch size) and the budget (the number of
+training steps). How long that budget is comes from :mod:`vitkit.budget`: the full run, or a
+quick one while testing (``VITKIT_QUICK=1``).
+
+Beside the ViT and the CNN stand the debate's arms (:data:`ARMS`): a hybrid ViT with a
+convolutional stem, DeiT's distilled ViT (taught by the CNN of the same run) and ConvMixer.
+Data-efficiency points are trained with several seeds (:attr:`Plan.seeds`) and reported as mean
+and spread. Headless runs report their progress (section, runs done, time left) through
+:func:`progress`, which ``vitkit tutorial`` prints as the notebook runs.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from vitkit.data import Augment, Dataset, Split, load_dataset
 from vitkit.robustness import PROBES, gradient_saliency, robustness_curve
 
 __all__ = [
-    "MODELS", "PRETRAINED", "SCRATCH_TWIN", "Plan", "Results", "Run", "balanced_indices", "closing_table", "data_efficiency",
+    "ARMS", "COMPARED", "MODELS", "PRETRAINED", "SCRATCH_TWIN", "TEACHERS", "Plan", "accuracy_stats", "report_progress", "robustness_summary", "start_progress", "Results", "Run", "balanced_indices", "closing_table", "data_efficiency",
     "examples", "find_pretrained", "findings", "inference_throughput", "load_data", "markdown", "measure", "output_dir", "plan",
     "plot_curves", "plot_data_efficiency", "plot_probe_examples", "plot_robustness", "plot_where_models_look",
     "execute_notebook", "pretrained_arms", "probe_subset", "robustness", "run_tutorial", "save_figure", "save_results", "timed", "train_model",
@@ -41,6 +47,10 @@ __all__ = [
 ]
 
 MODELS = ("vit_mnist", "resnet_mnist")  # the ViT and the CNN compared, both about 28×28×1 -> 10 classes
+ARMS = ("hybrid_mnist", "deit_mnist", "convmixer_mnist")  # the debate's arms: conv stem + ViT, ViT taught by a CNN, patches without attention
+COMPARED = MODELS + ARMS
+TEACHERS = {"deit_mnist": "resnet_mnist"}  # DeiT learns from the CNN trained in the same run, on the same data and seed
+PROGRESS_ENV = "VITKIT_TUTORIAL_PROGRESS"  # a file the notebook appends progress lines to (set by `vitkit tutorial`)
 PRETRAINED = "tiny ViT, pre-trained"  # the kit's glyph-pre-trained ViT (vitkit.pretrain), fine-tuned with a new head
 SCRATCH_TWIN = "tiny ViT, from scratch"  # the same architecture, randomly initialised: what pre-training is measured against
 OUT_ENV = "VITKIT_TUTORIAL_OUT"  # where the notebook writes figures and results (set by `vitkit tutorial`)
@@ -67,6 +77,9 @@ class Plan:
     probe_images: int | None = 500  # of those, the class-balanced test images each robustness probe damages (None: all)
     throughput_batch: int = 256  # images per forward pass when timing inference
     scratch_twin: bool = True  # beside the pre-trained tiny ViT, train the same architecture from scratch (its baseline)
+    seeds: tuple[int, ...] = (0, 1, 2)  # data-efficiency runs per point: each seed draws its own data share and initial weights
+    efficiency: tuple[str, ...] = COMPARED  # the models of the data-efficiency curve (beside the pre-trained arms)
+    distillation: str = "hard"  # DeiT's targets from the teacher: "hard" (its top class) or "soft"
     severities: dict = field(default_factory=lambda: {
         "occlusion": [0.0, 0.1, 0.25, 0.5, 0.75],
         "patch shuffle": [0.0, 0.25, 0.5, 0.75, 1.0],
@@ -74,19 +87,64 @@ class Plan:
     })
     seed: int = 0
 
-    def fit_kwargs(self) -> dict:
+    def fit_kwargs(self, seed: int | None = None) -> dict:
         return dict(batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, warmup=self.warmup,
-                    label_smoothing=self.label_smoothing,
-                    augment=Augment(translate=self.translate) if self.translate else False, max_steps=self.max_steps, seed=self.seed)
+                    label_smoothing=self.label_smoothing, augment=Augment(translate=self.translate) if self.translate else False,
+                    max_steps=self.max_steps, seed=self.seed if seed is None else seed)
 
 
 def plan() -> Plan:
     """The full plan, or the quick one (a few steps, two data fractions) under ``VITKIT_QUICK=1`` / nbgrader."""
     return budget(
-        Plan(epochs=10, batch_size=64),
-        Plan(epochs=1, batch_size=32, max_steps=2, fractions=(0.25, 1.0), test_images=200, probe_images=100, throughput_batch=32,
-             severities={"occlusion": [0.0, 0.5], "patch shuffle": [0.0, 1.0], "gaussian noise": [0.0, 0.4]}),
+        # the full run: 10 epochs of the 3,600 training digits per model; the data-efficiency curve at 10% and 100%,
+        # three seeds each, for the ViT, the CNN and DeiT (the hybrid and ConvMixer in the full-split comparison only)
+        Plan(epochs=10, batch_size=64, fractions=(0.1, 1.0), efficiency=("vit_mnist", "resnet_mnist", "deit_mnist")),
+        Plan(epochs=1, batch_size=32, max_steps=2, fractions=(0.25, 1.0), seeds=(0, 1), test_images=200, probe_images=100,
+             throughput_batch=32, severities={"occlusion": [0.0, 0.5], "patch shuffle": [0.0, 1.0], "gaussian noise": [0.0, 0.4]}),
     )
+
+
+# ----------------------------------------------------------------------------- progress of a headless run
+
+_PROGRESS = {"steps_total": 0, "steps_done": 0, "started": 0.0}
+
+
+def start_progress(p: Plan, full_train_images: int, extra_arms: int = 0, names=COMPARED) -> int:
+    """Start the clock of :func:`report_progress`; return the training steps the whole tutorial will take.
+
+    Counts the full-split runs of ``names`` and the data-efficiency runs (``p.efficiency`` plus ``extra_arms``, every
+    fraction and seed, less the full-split runs they reuse). Every run has the same number of steps.
+    """
+    per_run = _epochs_for(full_train_images, full_train_images, p) * _steps_per_epoch(full_train_images, p)
+    reused = len(set(names) & set(p.efficiency)) if 1.0 in p.fractions else 0
+    runs = len(names) + (len(p.efficiency) + extra_arms) * len(p.fractions) * len(p.seeds) - reused
+    _PROGRESS.update(steps_total=runs * per_run, steps_done=0, started=time.perf_counter())
+    return runs * per_run
+
+
+def report_progress(section: str, done: int, total: int, steps: int = 0) -> str:
+    """Count ``steps`` more training steps done and say where the run stands:
+    ``"[data efficiency] run 12/45 · 38% of the training · 3:12 elapsed · about 5:14 left"``.
+
+    Headless (``vitkit tutorial`` sets ``$VITKIT_TUTORIAL_PROGRESS``) the line is appended to that file, which the
+    runner prints as it grows; the time left extrapolates the training steps done so far.
+    """
+    _PROGRESS["steps_done"] += steps
+    elapsed = time.perf_counter() - _PROGRESS["started"] if _PROGRESS["started"] else 0.0
+    share = _PROGRESS["steps_done"] / _PROGRESS["steps_total"] if _PROGRESS["steps_total"] else 0.0
+    line = f"[{section}] run {done}/{total}"
+    if share:
+        left = elapsed * (1 - share) / share
+        line += f" · {share:.0%} of the training · {_clock(elapsed)} elapsed · about {_clock(max(0.0, left))} left"
+    target = os.environ.get(PROGRESS_ENV)
+    if target:
+        with open(target, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    return line
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
 
 
 # ----------------------------------------------------------------------------- training and measuring
@@ -105,6 +163,7 @@ class Run:
     test_accuracy: float
     test_loss: float
     history: dict  # vitkit.train.History.as_dict()
+    seed: int = 0  # the seed of the initial weights, the batch order and (below 100%) the data share
 
 
 def _steps_per_epoch(n: int, p: Plan) -> int:
@@ -123,42 +182,62 @@ def _no_validation(data: Dataset) -> Dataset:
 
 
 def train_model(name: str | nn.Module, data: Dataset, p: Plan, full_train_images: int | None = None, validate: bool = True,
-                label: str | None = None, device="auto", progress: bool = False) -> tuple[nn.Module, Run]:
-    """Train a preset (by name, initialised with ``p.seed``) or a given model with plan ``p``; return it and its :class:`Run`.
+                label: str | None = None, device="auto", progress: bool = False, teacher: nn.Module | None = None,
+                seed: int | None = None) -> tuple[nn.Module, Run]:
+    """Train a preset (by name, initialised with ``seed``, default ``p.seed``) or a given model with plan ``p``; return it and its :class:`Run`.
 
     ``full_train_images``: the size of the full training split, so that a smaller ``data.train`` gets
     as many steps as the full one would (default: ``len(data.train)``). ``validate=False`` skips the
-    per-epoch validation (faster; the history's validation columns are NaN).
+    per-epoch validation (faster; the history's validation columns are NaN). ``teacher``: a trained
+    model the student also learns from (DeiT's distillation, ``p.distillation`` targets).
     """
     from vitkit.train import evaluate, fit
 
+    seed = p.seed if seed is None else seed
     if isinstance(name, str):
-        torch.manual_seed(p.seed)
+        torch.manual_seed(seed)
         model, label = create_model(name), label or name
     else:
         model, label = name, label or type(name).__name__
     n = len(data.train)
     full_n = full_train_images or n
     epochs = _epochs_for(n, full_n, p)
-    settings = p.fit_kwargs()
+    settings = p.fit_kwargs(seed)
+    if teacher is not None:
+        settings.update(teacher=teacher, distillation=p.distillation)
     settings["warmup"] = p.warmup * _steps_per_epoch(full_n, p) / _steps_per_epoch(n, p)  # the same warm-up in steps
     started = time.perf_counter()
     history = fit(model, data if validate else _no_validation(data), epochs=epochs, device=device, progress=progress, **settings)
     seconds = time.perf_counter() - started
     test = evaluate(model, data.test)
     run = Run(model=label, fraction=round(n / full_n, 4), train_images=n, epochs=epochs, steps=epochs * _steps_per_epoch(n, p),
-              seconds=seconds, test_accuracy=test["accuracy"], test_loss=test["loss"], history=history.as_dict())
+              seconds=seconds, test_accuracy=test["accuracy"], test_loss=test["loss"], history=history.as_dict(), seed=seed)
     return model, run
 
 
-def train_models(data: Dataset, p: Plan, names=MODELS, device="auto", progress: bool = False) -> dict[str, tuple[nn.Module, Run]]:
-    """Train every model in ``names`` on the full training split with the same plan: {name: (model, Run)}."""
+def _teacher_order(names) -> list:
+    """``names`` with every teacher (:data:`TEACHERS`) moved before its student."""
+    names = list(names)
+    for student, teacher in TEACHERS.items():
+        if student in names and teacher not in names:
+            raise ValueError(f"{student} learns from {teacher}; add {teacher!r} to the models trained with it")
+    return sorted(names, key=lambda n: (0 if n in TEACHERS.values() else 1, names.index(n)))
+
+
+def train_models(data: Dataset, p: Plan, names=COMPARED, device="auto", progress: bool = False) -> dict[str, tuple[nn.Module, Run]]:
+    """Train every model in ``names`` on the full training split with the same plan: {name: (model, Run)}, in ``names``' order.
+
+    A student of :data:`TEACHERS` (``deit_mnist``) learns from its teacher trained here first.
+    """
     out = {}
-    for name in names:
-        out[name] = train_model(name, data, p, device=device, progress=progress)
+    order = _teacher_order(names)
+    for i, name in enumerate(order):
+        teacher = out[TEACHERS[name]][0] if name in TEACHERS else None
+        out[name] = train_model(name, data, p, device=device, progress=progress, teacher=teacher)
         run = out[name][1]
-        print(f"{name:14s} {run.steps} steps in {run.seconds:5.1f} s: test accuracy {run.test_accuracy:.4f}", flush=True)
-    return out
+        print(f"{name:16s} {run.steps} steps in {run.seconds:5.1f} s: test accuracy {run.test_accuracy:.4f}", flush=True)
+        report_progress("training on the full split", i + 1, len(order), run.steps)
+    return {name: out[name] for name in names}
 
 
 def _synchronize(device: torch.device) -> None:
@@ -220,19 +299,20 @@ def find_pretrained() -> tuple[Path | None, str]:
 
 
 def pretrained_arms(path: Path | None, num_classes: int = 10, seed: int = 0, scratch_twin: bool = True) -> dict:
-    """{label: () -> fresh model} for the pre-training comparison: the pre-trained tiny ViT with a new
-    zero-initialised head, and (``scratch_twin``) the same architecture from scratch. Empty when ``path`` is None.
+    """{label: (seed) -> fresh model} for the pre-training comparison: the pre-trained tiny ViT with a new
+    zero-initialised head, and (``scratch_twin``) the same architecture from scratch, initialised with the
+    seed given (default ``seed``). Empty when ``path`` is None.
     """
     if path is None:
         return {}
     from vitkit.pretrain import glyph_config, load_pretrained
     from vitkit.vit import ViT
 
-    def scratch():
-        torch.manual_seed(seed)
+    def scratch(init_seed: int = seed):
+        torch.manual_seed(init_seed)
         return ViT(glyph_config(num_classes))
 
-    arms = {PRETRAINED: lambda: load_pretrained(path, num_classes)}
+    arms = {PRETRAINED: lambda init_seed=seed: load_pretrained(path, num_classes)}
     if scratch_twin:
         arms[SCRATCH_TWIN] = scratch
     return arms
@@ -241,34 +321,50 @@ def pretrained_arms(path: Path | None, num_classes: int = 10, seed: int = 0, scr
 # ----------------------------------------------------------------------------- data efficiency and robustness
 
 
-def data_efficiency(p: Plan, full_runs: dict[str, Run] | None = None, names=MODELS, extra_arms: dict | None = None,
-                    device="auto") -> tuple[list[Run], dict[str, nn.Module]]:
-    """Train each model on each share of the training split in ``p.fractions``, every run with the same number of steps.
+def data_efficiency(p: Plan, full_runs: dict[str, Run] | None = None, names=COMPARED, extra_arms: dict | None = None,
+                    device="auto", full_models: dict[str, nn.Module] | None = None) -> tuple[list[Run], dict[str, nn.Module]]:
+    """Train each model on each share of the training split in ``p.fractions``, once per seed in ``p.seeds``,
+    every run with the same number of steps.
 
-    Shares nest (the 10% split lies inside the 25% one...). Runs already made on the full split can be
-    passed as ``full_runs`` ({name: Run}) and are reused for fraction 1. ``extra_arms`` ({label: () -> model},
-    e.g. :func:`pretrained_arms`) are trained the same way. Returns every Run, and the models that
-    this call trained on the full split ({label: model}).
+    Each seed draws its own shares (they nest for one seed: its 10% split lies inside its 25% one...) and its
+    own initial weights. Runs already made on the full split with ``p.seed`` can be passed as ``full_runs``
+    ({name: Run}, with their models in ``full_models``) and are reused. A student of :data:`TEACHERS` learns
+    from its teacher trained on the same share with the same seed. ``extra_arms`` ({label: (seed) -> model},
+    e.g. :func:`pretrained_arms`) are trained the same way. Returns every Run, and the models that this call
+    trained on the full split with ``p.seed`` ({label: model}).
     """
-    full = load_data(p)
-    full_n = len(full.train)
-    arms = {name: name for name in names}
+    full_n = len(load_data(p).train)
+    arms: dict = {name: name for name in _teacher_order(names)}
     arms.update(extra_arms or {})
-    runs, full_models = [], {}
-    for fraction in p.fractions:
-        data = full if fraction == 1.0 else load_data(p, fraction)
-        for label, make in arms.items():
-            if fraction == 1.0 and full_runs and label in full_runs:
-                runs.append(full_runs[label])
-                continue
-            model = make if isinstance(make, str) else make()
-            model, run = train_model(model, data, p, full_train_images=full_n, validate=False, label=label, device=device)
-            runs.append(run)
-            if fraction == 1.0:
-                full_models[label] = model
-            print(f"{label:24s} {fraction:4.0%} of the data ({run.train_images:4d} images, {run.steps} steps): "
-                  f"test accuracy {run.test_accuracy:.4f}  ({run.seconds:.0f} s)", flush=True)
-    return runs, full_models
+    runs, new_models = [], {}
+    total = len(arms) * len(p.fractions) * len(p.seeds)
+    done = 0
+    for seed in p.seeds:
+        for fraction in p.fractions:
+            data = load_data(p, fraction, seed=seed)
+            trained: dict[str, nn.Module] = {}  # this share's models, for the students that learn from them
+            for label, make in arms.items():
+                done += 1
+                if fraction == 1.0 and seed == p.seed and full_runs and label in full_runs:
+                    runs.append(full_runs[label])
+                    trained[label] = (full_models or {}).get(label)
+                    continue
+                teacher = trained.get(TEACHERS[label]) if label in TEACHERS else None
+                if label in TEACHERS and teacher is None:
+                    raise ValueError(f"{label} learns from {TEACHERS[label]}, whose model for {fraction:.0%} of the data and seed {seed} "
+                                     f"is missing; pass full_models= with full_runs=")
+                model = make if isinstance(make, str) else make(seed)
+                model, run = train_model(model, data, p, full_train_images=full_n, validate=False, label=label, device=device,
+                                         teacher=teacher, seed=seed)
+                runs.append(run)
+                if label in TEACHERS.values():
+                    trained[label] = model
+                if fraction == 1.0 and seed == p.seed:
+                    new_models[label] = model
+                print(f"{label:24s} {fraction:4.0%} of the data ({run.train_images:4d} images, seed {seed}, {run.steps} steps): "
+                      f"test accuracy {run.test_accuracy:.4f}  ({run.seconds:.0f} s)", flush=True)
+                report_progress("data efficiency", done, total, run.steps)
+    return runs, new_models
 
 
 def balanced_indices(labels: torch.Tensor, count: int | None, seed: int = 0) -> torch.Tensor:
@@ -284,9 +380,10 @@ def balanced_indices(labels: torch.Tensor, count: int | None, seed: int = 0) -> 
     return order[:count].sort().values
 
 
-def load_data(p: Plan, fraction: float | None = None) -> Dataset:
-    """``mnist5k`` (seed ``p.seed``; ``fraction`` of the training split), its test split cut to ``p.test_images`` if set."""
-    data = load_dataset("mnist5k", seed=p.seed, fraction=None if fraction == 1.0 else fraction)
+def load_data(p: Plan, fraction: float | None = None, seed: int | None = None) -> Dataset:
+    """``mnist5k`` (``seed``, default ``p.seed``, draws the validation images and the ``fraction`` of the training split),
+    its test split cut to ``p.test_images`` if set (the same test images whatever the seed)."""
+    data = load_dataset("mnist5k", seed=p.seed if seed is None else seed, fraction=None if fraction == 1.0 else fraction)
     if p.test_images is not None:
         keep = balanced_indices(data.test.labels, p.test_images, p.seed)
         data = dataclasses.replace(data, test=Split(data.test.images[keep], data.test.labels[keep]))
@@ -328,6 +425,7 @@ class Results:
     plan: dict
     device: str
     quick: bool
+    precision: str = "fp32"  # what fit's precision="auto" ran on that device (vitkit.train.resolve_precision)
     test_images: int = 0  # size of the test split every accuracy is measured on
     models: dict = field(default_factory=dict)  # name -> measure(...) + {"test_accuracy", "test_loss", "train_seconds", "steps"}
     data_efficiency: list = field(default_factory=list)  # Run dicts
@@ -341,11 +439,8 @@ class Results:
                                   "train_seconds": run.seconds, "steps": run.steps, "epochs": run.epochs}
 
     def accuracy_vs_data(self) -> dict[str, dict[float, float]]:
-        """{model label: {fraction: test accuracy}} from the data-efficiency runs."""
-        out: dict[str, dict[float, float]] = {}
-        for run in self.data_efficiency:
-            out.setdefault(run["model"], {})[run["fraction"]] = run["test_accuracy"]
-        return out
+        """{model label: {fraction: mean test accuracy over the seeds}} from the data-efficiency runs."""
+        return {label: {f: stats["mean"] for f, stats in curve.items()} for label, curve in accuracy_stats(self.data_efficiency).items()}
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)
@@ -353,6 +448,36 @@ class Results:
     @classmethod
     def from_json(cls, text: str) -> "Results":
         return cls(**json.loads(text))
+
+
+def accuracy_stats(runs: list[dict]) -> dict[str, dict[float, dict]]:
+    """{model label: {fraction: {"mean", "std", "min", "max", "n"}}} of the test accuracies of ``runs`` (Run dicts), over seeds.
+
+    std is the sample standard deviation (0 for a single run).
+    """
+    grouped: dict[str, dict[float, list[float]]] = {}
+    for run in runs:
+        grouped.setdefault(run["model"], {}).setdefault(run["fraction"], []).append(run["test_accuracy"])
+    return {label: {f: {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0, "min": min(v), "max": max(v),
+                        "n": len(v)} for f, v in sorted(curve.items())} for label, curve in grouped.items()}
+
+
+def robustness_summary(curve: dict) -> dict:
+    """One probe's curves ({"severities": [...], model: [accuracy...]}) summed up for the table.
+
+    {"auc": {model: mean accuracy over the severity range (trapezoids, severities scaled to [0, 1])},
+     "severity": the damaged severity where the models' accuracies are furthest apart (the last one on ties),
+     "at": {model: accuracy at that severity}}.
+    """
+    severities = curve["severities"]
+    names = [n for n in curve if n != "severities"]
+    span = (severities[-1] - severities[0]) or 1.0
+    auc = {n: sum((b - a) * (curve[n][i] + curve[n][i + 1]) / 2 for i, (a, b) in enumerate(zip(severities, severities[1:]))) / span
+           for n in names}
+    damaged = [i for i, sev in enumerate(severities) if sev > 0] or [len(severities) - 1]
+    spread = {i: max(curve[n][i] for n in names) - min(curve[n][i] for n in names) if names else 0.0 for i in damaged}
+    best = max(damaged, key=lambda i: (round(spread[i], 9), i))
+    return {"auc": auc, "severity": severities[best], "at": {n: curve[n][best] for n in names}}
 
 
 def closing_table(results: Results) -> list[list[str]]:
@@ -374,15 +499,24 @@ def closing_table(results: Results) -> list[list[str]]:
     row("training throughput (images/s)", per_model("train_images_per_s", lambda v: f"{v:,.0f}"))
     row("inference throughput (images/s)", per_model("inference_images_per_s", lambda v: f"{v:,.0f}"))
     row("wall time of the full-split run (s)", per_model("train_seconds", lambda v: f"{v:.0f}"))
+    stats = accuracy_stats(results.data_efficiency)
     fractions = sorted({f for curve in curves.values() for f in curve})
+    seeds = max((s["n"] for curve in stats.values() for s in curve.values()), default=1)
     for fraction in fractions:
-        row(f"test accuracy, {fraction:.0%} of the training data",
-            [f"{curves[n][fraction]:.3f}" if fraction in curves.get(n, {}) else "–" for n in columns])
+        label = f"test accuracy, {fraction:.0%} of the training data" + (f" (mean ± std of {seeds} seeds)" if seeds > 1 else "")
+        row(label, [_mean_spread(stats[n][fraction]) if fraction in stats.get(n, {}) else "–" for n in columns])
     for probe_name, curve in results.robustness.items():
-        worst = curve["severities"][-1]
+        summary = robustness_summary(curve)
         what = PROBES[probe_name][1]
-        row(f"{probe_name} at {worst:g} ({what})", [f"{curve[n][-1]:.3f}" if n in curve else "–" for n in columns])
+        row(f"{probe_name}: area under the accuracy curve, 0–{curve['severities'][-1]:g}",
+            [f"{summary['auc'][n]:.3f}" if n in curve else "–" for n in columns])
+        row(f"{probe_name} at {summary['severity']:g}, where the models differ most ({what})",
+            [f"{summary['at'][n]:.3f}" if n in curve else "–" for n in columns])
     return rows
+
+
+def _mean_spread(stats: dict) -> str:
+    return f"{stats['mean']:.3f} ± {stats['std']:.3f}" if stats["n"] > 1 else f"{stats['mean']:.3f}"
 
 
 def findings(results: Results, vit: str = MODELS[0], cnn: str = MODELS[1]) -> list[str]:
@@ -406,10 +540,33 @@ def findings(results: Results, vit: str = MODELS[0], cnn: str = MODELS[1]) -> li
         shared = sorted(set(curves[PRETRAINED]) & set(curves[SCRATCH_TWIN]))
         gains = ", ".join(f"{100 * (curves[PRETRAINED][f] - curves[SCRATCH_TWIN][f]):+.1f} at {f:.0%}" for f in shared)
         lines.append(f"Pre-training the tiny ViT changed its test accuracy by (points): {gains}.")
+    transformers = [a for a in ("hybrid_mnist", "deit_mnist") if a in m]
+    if transformers and vit in m and cnn in m:
+        best = max(transformers, key=lambda a: m[a]["test_accuracy"])
+        gap = 100 * (m[cnn]["test_accuracy"] - m[best]["test_accuracy"])
+        text = (f"The best transformer arm, {best}, reached {m[best]['test_accuracy']:.3f} on the full split: "
+                f"{abs(gap):.1f} points {'behind' if gap > 0 else 'ahead of'} the CNN and "
+                f"{100 * (m[best]['test_accuracy'] - m[vit]['test_accuracy']):+.1f} against the plain ViT")
+        low = min(curves.get(best, {}), default=None)
+        if low is not None and low < 1.0 and low in curves.get(vit, {}):
+            text += f"; with {low:.0%} of the data {100 * (curves[best][low] - curves[vit][low]):+.1f} points against the plain ViT"
+        lines.append(text + ".")
+    if "convmixer_mnist" in m and vit in m:
+        cm = m["convmixer_mnist"]
+        lines.append(f"ConvMixer (the ViT's patches, no attention) reached {cm['test_accuracy']:.3f} with "
+                     f"{cm['parameters']:,d} parameters, against the ViT's {m[vit]['test_accuracy']:.3f} with {m[vit]['parameters']:,d}.")
+    stats = accuracy_stats(results.data_efficiency)
+    noisy = [f"{n} at {f:.0%}: ±{100 * st['std']:.1f}" for n, curve in stats.items() for f, st in curve.items() if st["n"] > 1]
+    if noisy:
+        widest = max(noisy, key=lambda t: float(t.rsplit("±", 1)[1]))
+        lines.append(f"Across seeds the widest spread (standard deviation, points) was {widest}: differences smaller than that are not findings.")
     for probe_name, curve in results.robustness.items():
-        if vit in curve and cnn in curve:
-            drop = {n: 100 * (curve[n][0] - curve[n][-1]) for n in (vit, cnn)}
-            lines.append(f"{probe_name} at {curve['severities'][-1]:g}: the ViT lost {drop[vit]:.1f} points, the CNN {drop[cnn]:.1f}.")
+        names = [n for n in curve if n != "severities"]
+        if len(names) >= 2:
+            summary = robustness_summary(curve)
+            ranked = sorted(names, key=lambda n: -summary["auc"][n])
+            lines.append(f"{probe_name}, area under the accuracy curve: " + ", ".join(f"{n} {summary['auc'][n]:.3f}" for n in ranked)
+                         + f" (the models differ most at {summary['severity']:g}).")
     return lines
 
 
@@ -485,26 +642,30 @@ def plot_curves(runs: dict[str, Run]):
 
 
 def plot_data_efficiency(results: Results):
-    """Test accuracy against the number of training images, one line per model."""
+    """Test accuracy against the number of training images, one line per model: the mean over seeds, bars from min to max."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    by_model: dict[str, list] = {}
-    ticks = {}
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    images = {}
     for run in results.data_efficiency:
-        by_model.setdefault(run["model"], []).append((run["train_images"], run["test_accuracy"]))
-        ticks[run["train_images"]] = f"{run['train_images']:,d}\n({run['fraction']:.0%})"
-    for name, points in by_model.items():
-        points.sort()
-        style = "o-" if name in MODELS else "s--"  # the tiny ViTs of the pre-training comparison: dashed
-        ax.plot([n for n, _ in points], [a for _, a in points], style, label=name)
+        images.setdefault((run["model"], run["fraction"]), []).append(run["train_images"])
+    ticks = {}
+    for name, curve in accuracy_stats(results.data_efficiency).items():
+        xs = [statistics.median(images[(name, f)]) for f in curve]
+        means = [st["mean"] for st in curve.values()]
+        low = [st["mean"] - st["min"] for st in curve.values()]
+        high = [st["max"] - st["mean"] for st in curve.values()]
+        style = "o-" if name in COMPARED else "s--"  # the tiny ViTs of the pre-training comparison: dashed
+        ax.errorbar(xs, means, yerr=[low, high], fmt=style, capsize=3, label=name)
+        for x, f in zip(xs, curve):
+            ticks[x] = f"{x:,.0f}\n({f:.0%})"
     ax.set_xscale("log")
     ax.set_xticks(sorted(ticks), [ticks[n] for n in sorted(ticks)], fontsize=8)
     ax.minorticks_off()
     ax.set_xlabel("training images (log scale)")
     ax.set_ylabel("test accuracy")
-    ax.set_title("accuracy against data, same number of steps")
-    ax.legend()
+    ax.set_title("accuracy against data, same number of steps (mean, min–max over seeds)", fontsize=9)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -601,13 +762,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=int, default=3600, help="seconds any one cell may run (default 3600)")
 
 
-def execute_notebook(nb, folder: Path, env: dict, timeout: int) -> None:
-    """Run notebook ``nb`` top to bottom, in place, in a fresh python3 kernel of this environment started in ``folder``."""
+def execute_notebook(nb, folder: Path, env: dict, timeout: int, on_cell_start=None) -> None:
+    """Run notebook ``nb`` top to bottom, in place, in a fresh python3 kernel of this environment started in ``folder``.
+
+    ``on_cell_start(cell, cell_index)``, if given, is called as each cell starts.
+    """
     from nbclient import NotebookClient
 
     env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}  # the kernel is this environment's Python
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(folder)}})
+    hooks = {"on_cell_start": on_cell_start} if on_cell_start is not None else {}
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(folder)}}, **hooks)
     client.execute(env=env, cwd=str(folder))
+
+
+def section_titles(nb) -> dict[int, str]:
+    """{cell index: the title of the section ("## ..." heading) that cell belongs to}, for the cells after the first heading."""
+    titles, current = {}, None
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            heading = next((line[3:].strip() for line in cell.source.splitlines() if line.startswith("## ")), None)
+            current = heading or current
+        if current is not None:
+            titles[i] = current
+    return titles
+
+
+class _ProgressPrinter:
+    """While a headless run lasts: print each new section as its first cell starts, and every line the notebook
+    appends to the progress file (:func:`report_progress`), with the time since the run started."""
+
+    def __init__(self, nb, progress_file: Path, started: float, stream=None):
+        import threading
+
+        self.titles, self.file, self.started, self.stream = section_titles(nb), progress_file, started, stream or sys.stdout
+        self.cells, self.section, self.offset = len(nb.cells), None, 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._follow, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self._drain()
+        return False
+
+    def on_cell_start(self, cell, cell_index: int, **_) -> None:
+        title = self.titles.get(cell_index, "setting up")
+        if title != self.section:
+            self.section = title
+            print(f"[{_clock(time.perf_counter() - self.started)}] section: {title} (cell {cell_index + 1}/{self.cells})", file=self.stream, flush=True)
+
+    def _drain(self) -> None:
+        if self.file.is_file():
+            with open(self.file, encoding="utf-8") as f:
+                f.seek(self.offset)
+                text = f.read()
+            complete = text[: text.rfind("\n") + 1]  # whole lines only
+            self.offset += len(complete.encode("utf-8"))
+            for line in complete.splitlines():
+                print(f"  {line}", file=self.stream, flush=True)
+
+    def _follow(self) -> None:
+        while not self.stop.wait(1.0):
+            self._drain()
 
 
 def run_tutorial(notebook: Path, out: Path, quick_mode: bool, timeout: int = 3600) -> tuple[Path, Path, str]:
@@ -623,12 +843,16 @@ def run_tutorial(notebook: Path, out: Path, quick_mode: bool, timeout: int = 360
         (out / stale).unlink(missing_ok=True)
     env = dict(os.environ)
     env[OUT_ENV] = str(out)
+    progress_file = out / "progress.log"
+    progress_file.unlink(missing_ok=True)
+    env[PROGRESS_ENV] = str(progress_file)
     env.setdefault("MPLBACKEND", "Agg")
     env["VITKIT_QUICK"] = "1" if quick_mode else "0"
     nb = nbformat.read(notebook, as_version=4)
     error = None
     try:
-        execute_notebook(nb, notebook.parent, env, timeout)
+        with _ProgressPrinter(nb, progress_file, time.perf_counter()) as printer:
+            execute_notebook(nb, notebook.parent, env, timeout, on_cell_start=printer.on_cell_start)
     except Exception as err:  # keep what ran: the partial notebook and report help to see what failed
         error = err
     executed = out / notebook.name
@@ -652,6 +876,7 @@ def main(args: argparse.Namespace) -> int:
     figures = sorted((Path(args.out) / "figures").glob("*.png"))
     print(f"\n{table}\n")
     results = Results.from_json((Path(args.out) / "results.json").read_text())
+    print(f"device {results.device}, precision {results.precision}")
     for sentence in findings(results):
         print("-", sentence)
     print()

@@ -167,6 +167,15 @@ def _init_weights(module: nn.Module) -> None:
 # ----------------------------------------------------------------------------- the model registry
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+# Modules whose presets register themselves on import; create_model imports them on first use.
+_PRESET_MODULES = ("vitkit.cnn", "vitkit.hybrid", "vitkit.deit", "vitkit.convmixer")
+
+
+def _import_presets() -> None:
+    import importlib
+
+    for module in _PRESET_MODULES:
+        importlib.import_module(module)
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -177,11 +186,14 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 
 def list_models() -> list[str]:
     """The names ``create_model`` knows, sorted."""
+    _import_presets()
     return sorted(_REGISTRY)
 
 
 def create_model(name: str, **overrides) -> nn.Module:
     """Build a registered model by name; keyword arguments override its config (e.g. ``num_classes=10``)."""
+    if name not in _REGISTRY:
+        _import_presets()
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
     return _REGISTRY[name](**overrides)
@@ -189,6 +201,18 @@ def create_model(name: str, **overrides) -> nn.Module:
 
 def _vit(overrides: dict, **defaults) -> ViT:
     return ViT(ViTConfig(**{**defaults, **overrides}))
+
+
+# The small-image shapes, shared by the ViT presets and the debate's arms built on them (vitkit.deit, vitkit.hybrid).
+_SHAPES = {
+    "vit_mnist": dict(img_size=28, patch_size=7, in_chans=1, num_classes=10, dim=128, depth=6, num_heads=4, mlp_ratio=2.0),
+    "vit_cifar": dict(img_size=32, patch_size=4, in_chans=3, num_classes=10, dim=192, depth=6, num_heads=3, mlp_ratio=2.0),
+}
+
+
+def _vit_defaults(name: str) -> dict:
+    """The ViTConfig fields of small preset ``name`` (a copy)."""
+    return dict(_SHAPES[name])
 
 
 @register_model
@@ -222,10 +246,10 @@ def vit_mnist(**overrides) -> ViT:
     7×7 rather than 4×4 patches: on the 4,000 digits of mnist5k the ViT learns about three times
     faster per step and per second (4×4 patches reached ~40% test accuracy in the tutorial's budget).
     """
-    return _vit(overrides, img_size=28, patch_size=7, in_chans=1, num_classes=10, dim=128, depth=6, num_heads=4, mlp_ratio=2.0)
+    return _vit(overrides, **_vit_defaults("vit_mnist"))
 
 
 @register_model
 def vit_cifar(**overrides) -> ViT:
     """Small-image preset for 32×32 colour images (CIFAR): 4×4 patches (64 tokens + CLS)."""
-    return _vit(overrides, img_size=32, patch_size=4, in_chans=3, num_classes=10, dim=192, depth=6, num_heads=3, mlp_ratio=2.0)
+    return _vit(overrides, **_vit_defaults("vit_cifar"))

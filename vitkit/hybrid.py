@@ -1,0 +1,79 @@
+"""A hybrid ViT: the paper's transformer on tokens made by a small convolutional stem, after
+"Early Convolutions Help Transformers See Better" (Xiao et al., NeurIPS 2021, arXiv:2106.14881).
+
+The ViT's patchify layer is one P×P convolution with stride P: a large kernel, a large stride,
+no overlap. Xiao et al. replace it with a few 3×3 convolutions of stride 2 (each with BatchNorm
+and ReLU) and one 1×1 convolution to the token width, and report steadier, faster training with
+the same transformer behind it. (The original ViT paper, Dosovitskiy et al. 2021, already tried
+"hybrids" on ResNet feature maps.) What it borrows from the CNN: locality and overlapping
+receptive fields in the first layers; everything after the stem is the paper's ViT:
+
+image -> 3×3/2 conv, BN, ReLU (× log2 P) -> 1×1 conv -> tokens on the same grid as P×P patches
+      -> [CLS] + tokens + position embeddings -> blocks -> LayerNorm -> CLS -> head
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from vitkit.embedding import _check_images
+from vitkit.vit import ViT, ViTConfig, _vit_defaults, register_model
+
+
+class ConvStem(nn.Module):
+    """Tokens from a convolutional stem: (B, C, H, W) -> (B, N, embed_dim), N = (H / P)·(W / P) as for ``PatchEmbed``.
+
+    log2(P) convolutions 3×3, stride 2 (BatchNorm, ReLU), widths doubling up to embed_dim / 2, then a
+    1×1 convolution to embed_dim. P must be a power of two.
+    """
+
+    def __init__(self, img_size: int = 28, patch_size: int = 4, in_chans: int = 1, embed_dim: int = 128):
+        super().__init__()
+        halvings = int(math.log2(patch_size)) if patch_size >= 2 else 0
+        if patch_size < 2 or 2**halvings != patch_size:
+            raise ValueError(f"a convolutional stem halves the image with stride-2 convolutions, so patch_size must be a power of 2 "
+                             f"(2, 4, 8, 16), got {patch_size}")
+        if img_size % patch_size:
+            lower = img_size - img_size % patch_size
+            raise ValueError(f"image size {img_size} is not divisible by patch size {patch_size}; use img_size={lower} or {lower + patch_size}")
+        self.img_size, self.patch_size, self.in_chans = img_size, patch_size, in_chans
+        self.grid_size = img_size // patch_size
+        self.num_patches = self.grid_size**2
+        widths = [max(8, embed_dim // 2 ** (halvings - i)) for i in range(halvings)]  # e.g. P=4, D=128: 32, 64
+        layers, chans = [], in_chans
+        for width in widths:
+            layers += [nn.Conv2d(chans, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            chans = width
+        self.convs = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(chans, embed_dim, kernel_size=1)  # the 1×1 convolution to the token width
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        _, _, H, W = _check_images(images, self.patch_size, self.in_chans)
+        if (H, W) != (self.img_size, self.img_size):
+            raise ValueError(f"this model takes {self.img_size}×{self.img_size} images, got {H}×{W}; resize the images or build "
+                             f"the model with img_size={H}")
+        return self.proj(self.convs(images)).flatten(2).transpose(1, 2)  # (B, D, H/P, W/P) -> (B, N, D)
+
+
+class HybridViT(ViT):
+    """The paper's ViT with :class:`ConvStem` in place of the linear patch embedding. Images (B, C, H, W) -> logits (B, num_classes).
+
+    Same config (``ViTConfig``), same tokens per image (patch_size sets the stem's total stride), same blocks.
+    """
+
+    def __init__(self, config: ViTConfig | None = None, **kwargs):
+        super().__init__(config, **kwargs)
+        c = self.config
+        self.patch_embed = ConvStem(c.img_size, c.patch_size, c.in_chans, c.dim)
+        for m in self.patch_embed.modules():
+            if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
+@register_model
+def hybrid_mnist(**overrides) -> HybridViT:
+    """A hybrid ViT for 28×28 grey images: a two-convolution stem to a 7×7 grid of 128-wide tokens, then 4 blocks."""
+    return HybridViT(ViTConfig(**{**_vit_defaults("vit_mnist"), "patch_size": 4, "depth": 4, **overrides}))
