@@ -467,7 +467,7 @@ def test_the_pretend_gpu_catches_a_cpu_tensor_meeting_a_gpu_model(digits):
 
 
 # the lectures that train with fit or ask for a device; the others build their models on the CPU and stay there
-ON_DEVICE = ["03_vit_training.ipynb", "04_vit_vs_cnn.ipynb"]
+ON_DEVICE = ["03_vit_training.ipynb", "04_vit_vs_cnn.ipynb", "05_vit_cnn_debate.ipynb"]
 
 
 def test_lectures_not_run_on_the_pretend_gpu_never_ask_for_a_device():
