@@ -16,7 +16,8 @@
 Modules: ``paths`` (the layout), ``collect``, ``sandbox`` (grading one submission), ``confine`` (the
 kernel's confinement), ``execute`` (nbgrader's execution settings), ``scan`` (the static scan),
 ``mistakes`` (named mistakes in outputs), ``doctor``, ``grade`` (release, the coordinator, manual grades),
-``feedback`` (feedback and export), ``report``, ``check`` (students), ``exchange`` (nbgrader's exchange on a hub).
+``feedback`` (feedback and export), ``report``, ``check`` (students), ``exchange`` (nbgrader's exchange on a hub),
+``hub`` (a JupyterHub for a class).
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("ps", nargs="*")
     p.add_argument("--release", action="store_true", help="return it to students through nbgrader's exchange")
     p.add_argument("--exchange", default=None, metavar="ROOT", help="the exchange's root for --release (default: nbgrader's config)")
+    p = sub.add_parser("hub", help="a JupyterHub for a class on this machine (see vitkit/course/hub.py)")
+    from vitkit.course.hub import add_arguments as hub_arguments
+
+    hub_arguments(p)
     p = sub.add_parser("export", help="grades as CSV for an LMS")
     p.add_argument("--format", choices=["csv", "canvas"], default="csv")
     p.add_argument("--output", "-o", default=None, help="file to write (default reports/grades.csv or reports/canvas.csv)")
@@ -214,7 +219,10 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if action == "status":
         return status(course)
+    if action == "hub":
+        from vitkit.course.hub import main as hub_main
 
+        return hub_main(course, args)
     raise SystemExit(f"unknown action {action!r}")
 
 
