@@ -18,7 +18,6 @@ A feedback page is filed under a hash of the submission's secret, so a student f
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,7 +36,9 @@ def exchange_root(course: Course, root: str | None = None) -> Path:
         return Path(root)
     from traitlets.config.loader import PyFileConfigLoader
 
-    for folder in (course.root, os.path.expanduser("~/.jupyter"), "/etc/jupyter", "/usr/local/etc/jupyter"):
+    from jupyter_core.paths import jupyter_config_path
+
+    for folder in (course.root, *jupyter_config_path()):
         if Path(folder, "nbgrader_config.py").is_file():
             cfg = PyFileConfigLoader("nbgrader_config.py", path=str(folder)).load_config()
             if "root" in cfg.get("Exchange", {}):
