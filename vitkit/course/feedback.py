@@ -76,8 +76,8 @@ def summary_html(record: dict, cat, written: dict[str, dict] | None = None) -> s
     written = written or {}
     for gid, m in sorted(written.items()):
         score = "not graded yet" if m["pending"] else f"{m['score']:g} / {m['max']:g}"
-        note = html.escape(m["comment"]) or ("unanswered" if m["auto"] == 0 and m["manual"] is None else "graded by a person"
-                                               if not m["pending"] else "a person grades this written answer")
+        note = html.escape(m["comment"]) or ("a person grades this written answer" if m["pending"]
+                                               else "unanswered" if m["manual"] is None else "graded by a person")
         rows.append(f"<tr><td>{html.escape(gid)} (written)</td><td>{score}</td><td>{note}</td></tr>")
     total = sum(s for cells in record.get("scores", {}).values() for s, _ in cells.values()) + sum(m["score"] for m in written.values())
     top = sum(t for cells in record.get("scores", {}).values() for _, t in cells.values()) + sum(m["max"] for m in written.values())
@@ -87,7 +87,7 @@ def summary_html(record: dict, cat, written: dict[str, dict] | None = None) -> s
     if status == "graded" and record.get("reason"):
         head += f"<p>Note: {html.escape(record['reason'])}</p>"
     if status == "graded" and any(m["pending"] for m in written.values()):
-        head += "<p>Your written answers are not graded yet: this total will grow when they are.</p>"
+        head += "<p>Your written answers are not graded yet: this total counts them as 0 until they are.</p>"
     table = ("<table border=1 cellpadding=4 style='border-collapse:collapse'><tr><th>question</th><th>score</th>"
              f"<th>what went wrong</th></tr>{''.join(rows)}</table>") if rows else ""
     return f"<div class='vitkit-summary'>{head}{table}</div>"
