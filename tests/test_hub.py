@@ -275,6 +275,7 @@ def test_a_class_round_trip_on_the_hub(hub, browser):
             t.page.goto(f"{t.base}/formgrader/submissions/{ids[name]}/")
             score = t.page.locator(f"input.score#{WRITTEN}")
             score.wait_for(timeout=60_000)
+            t.page.wait_for_load_state("networkidle")  # formgrader binds its save handlers once its models load
             with t.page.expect_response(lambda r: "/formgrader/api/grade/" in r.url and r.request.method == "PUT"):
                 score.fill(points)
                 score.press("Tab")  # formgrader saves on change
