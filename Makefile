@@ -7,7 +7,7 @@ RUN := PATH="$(BIN):$$PATH" MPLBACKEND=Agg
 # torch and torchvision as a matching pair; on the course machines pip takes them from local disk.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup test bench lab tutorial clean
+.PHONY: setup test bench lab tutorial hub hub-deps clean
 
 setup: $(VENV)/.installed
 
@@ -17,7 +17,16 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH) -e ".[dev]"
 	touch $@
 
-test: setup
+# configurable-http-proxy (JupyterHub's proxy) from npm, into the venv. Without npm the hub test skips and says why.
+PROXY := $(VENV)/node/bin/configurable-http-proxy
+
+$(PROXY):
+	@if command -v npm >/dev/null 2>&1; then npm install --global --silent --prefix $(VENV)/node configurable-http-proxy; \
+	else echo "vitkit: no npm, so no configurable-http-proxy: the hub test will skip (apt-get install npm)"; fi
+
+hub-deps: setup $(PROXY)
+
+test: setup hub-deps
 	$(RUN) $(BIN)/vitkit course release --check
 	$(RUN) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -31,6 +40,10 @@ lab: setup
 
 tutorial: setup
 	$(RUN) $(BIN)/vitkit tutorial $(TUTORIAL_ARGS)
+
+# A JupyterHub for a class on this machine (as root): local accounts, nbgrader's exchange, formgrader for the instructor.
+hub: hub-deps
+	$(RUN) $(BIN)/vitkit course hub $(HUB_ARGS)
 
 clean:
 	rm -rf build .pytest_cache

@@ -146,7 +146,8 @@ def autograde(ps: str, notebook_path, student: str = STUDENT, timeout: int = 900
     """Autograde ``notebook_path`` as ``student``'s submission of ``ps`` with real nbgrader.
 
     Runs in a scratch copy of the course (never this repo's gradebook); returns
-    ``{grade_id: (score, max_score)}`` for every graded cell, read from the gradebook.
+    ``{grade_id: (score, max_score)}`` for every autograded cell, read from the gradebook (written answers,
+    markdown cells a person grades, are left out: ``test_manual_grading.py`` covers them).
     """
     return autograde_class(ps, {student: notebook_path}, timeout)[student]
 
@@ -167,7 +168,7 @@ def autograde_class(ps: str, notebooks: dict, timeout: int = 900) -> dict[str, d
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
             for student in notebooks:
                 nb = gb.find_submission_notebook(ps, ps, student)
-                scores[student] = {g.name: (float(g.score), float(g.max_score)) for g in nb.grades}
+                scores[student] = {g.name: (float(g.score), float(g.max_score)) for g in nb.grades if g.cell.cell_type == "code"}
         return scores
     finally:
         shutil.rmtree(course, ignore_errors=True)

@@ -105,10 +105,13 @@ def test_validate_blank_exercise_names_its_failing_tests(page, lab, course):
     assert "validation-failed" in message.get_attribute("class").split(), f"Validate of the blank exercise:\n{text}"
     tests = [_normalise(c.source) for c in graded_test_cells(course / PS1)]
     assert tests, f"{PS1} has no graded test cells"
+    # nbgrader also lists a written answer (a manually graded markdown cell) left as "YOUR ANSWER HERE"
+    written = [_normalise(c.source) for c in nbformat.read(course / PS1, as_version=4).cells
+               if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade")]
     failed = _failed_sources(message)
-    assert sorted(failed) == sorted(tests), (
-        f"the dialog should list exactly the {len(tests)} test cells of the blank exercise as failing; "
-        f"it lists {len(failed)}:\n{text[:3000]}")
+    assert sorted(failed) == sorted(tests + written), (
+        f"the dialog should list exactly the {len(tests)} test cells and {len(written)} written answers of the blank "
+        f"exercise as failing; it lists {len(failed)}:\n{text[:3000]}")
     assert "NotImplementedError" in text, f"the failures should come from the unanswered cells:\n{text[:3000]}"
     # The message is what the student reads first (issue 14): each named mistake's hint in full (wrapped, never
     # cut with "..."), and neither the grader's frames nor a file path.

@@ -26,7 +26,9 @@ pytestmark = pytest.mark.slow
 
 
 def _graded_solution_cells(nb) -> set[str]:
-    return {c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")}
+    """The code answers (written answers, markdown cells a person grades, are not among them)."""
+    return {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
 
 
 def _with_cell(nb, after_grade_id: str, source: str):

@@ -1,20 +1,23 @@
 """``vitkit course``: the instructor's CLI over nbgrader, from an LMS zip to grades, feedback and a report.
 
     vitkit course release [PS] [--check]          exercises/ from solutions/ (--check: fail if they differ)
+    vitkit course release PS --exchange [ROOT]    ... and into nbgrader's exchange, for students on a hub
     vitkit course collect --from DIR|ZIP          submissions into submitted/<student>/<ps>/
+    vitkit course collect [PS] --exchange [ROOT]  ... from the exchange (late against the due date, missing listed)
     vitkit course autograde [PS] [--jobs N] ...   grade every submission, each in its own sandbox, on Dask
-    vitkit course feedback [PS]                   feedback/<student>/<ps>/*.html (no hidden tests)
+    vitkit course feedback [PS] [--release]       feedback/<student>/<ps>/*.html (no hidden tests); --release: to the exchange
     vitkit course export [--format csv|canvas]    grades.csv for the LMS
     vitkit course report [PS]                     reports/<ps>/index.html: mistakes per question, histograms
-    vitkit course status                          what has been collected, graded, not graded (and why), flagged
+    vitkit course status                          collected, graded, not graded (and why), flagged, written answers to grade
     vitkit course doctor                          can grading work here, and how confined is the students' code
     vitkit course flags [PS]                      what the static scan flagged, with the lines
     vitkit course decide STUDENT PS accept|zero   the instructor's verdict on a flagged submission
 
 Modules: ``paths`` (the layout), ``collect``, ``sandbox`` (grading one submission), ``confine`` (the
 kernel's confinement), ``execute`` (nbgrader's execution settings), ``scan`` (the static scan),
-``mistakes`` (named mistakes in outputs), ``doctor``, ``grade`` (release and the coordinator),
-``feedback`` (feedback and export), ``report``, ``check`` (students).
+``mistakes`` (named mistakes in outputs), ``doctor``, ``grade`` (release, the coordinator, manual grades),
+``feedback`` (feedback and export), ``report``, ``check`` (students), ``exchange`` (nbgrader's exchange on a hub),
+``hub`` (a JupyterHub for a class).
 """
 
 from __future__ import annotations
@@ -32,8 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("release", help="regenerate exercises/ from solutions/")
     p.add_argument("ps", nargs="*", help="problem sets (default: all)")
     p.add_argument("--check", action="store_true", help="change nothing; fail if exercises/ differs from what release makes")
-    p = sub.add_parser("collect", help="put submissions from a folder or an LMS zip into submitted/")
-    p.add_argument("--from", dest="source", required=True, metavar="DIR|ZIP")
+    p.add_argument("--exchange", nargs="?", const="", default=None, metavar="ROOT",
+                   help="also release to nbgrader's exchange (default root: Exchange.root of nbgrader's config)")
+    p = sub.add_parser("collect", help="put submissions from a folder, an LMS zip or the exchange into submitted/")
+    p.add_argument("ps", nargs="*", help="problem sets, with --exchange (default: all)")
+    p.add_argument("--from", dest="source", metavar="DIR|ZIP")
+    p.add_argument("--exchange", nargs="?", const="", default=None, metavar="ROOT",
+                   help="collect from nbgrader's exchange (default root: Exchange.root of nbgrader's config)")
+    p.add_argument("--due", help="due date for --exchange ('2026-12-05 17:00 UTC'; stored in the gradebook); later is late")
     p = sub.add_parser("autograde", help="grade every submission in its own sandbox")
     p.add_argument("ps", nargs="*", help="problem sets (default: all)")
     p.add_argument("--jobs", type=int, default=1, help="Dask worker processes on this machine (default 1: in this process)")
@@ -46,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-doctor", action="store_true", help="do not check the host first (see `vitkit course doctor`)")
     p = sub.add_parser("feedback", help="HTML feedback per student, hidden tests removed")
     p.add_argument("ps", nargs="*")
+    p.add_argument("--release", action="store_true", help="return it to students through nbgrader's exchange")
+    p.add_argument("--exchange", default=None, metavar="ROOT", help="the exchange's root for --release (default: nbgrader's config)")
+    p = sub.add_parser("hub", help="a JupyterHub for a class on this machine (see vitkit/course/hub.py)")
+    from vitkit.course.hub import add_arguments as hub_arguments
+
+    hub_arguments(p)
     p = sub.add_parser("export", help="grades as CSV for an LMS")
     p.add_argument("--format", choices=["csv", "canvas"], default="csv")
     p.add_argument("--output", "-o", default=None, help="file to write (default reports/grades.csv or reports/canvas.csv)")
@@ -90,11 +105,26 @@ def main(args: argparse.Namespace) -> int:
             else:
                 release(course, ps)
                 print(f"{ps}: released to {course.release / ps}")
+                if args.exchange is not None:
+                    from vitkit.course import exchange
+
+                    print(f"{ps}: students can fetch it from {exchange.release(course, ps, args.exchange or None)}")
         return 1 if bad else 0
     if action == "collect":
-        from vitkit.course.collect import collect
+        from vitkit.course.collect import Collected, collect
 
-        done = collect(course, args.source)
+        if (args.source is None) == (args.exchange is None):
+            raise SystemExit("collect needs one of --from DIR|ZIP (an LMS export) or --exchange [ROOT] (a hub)")
+        if args.source is None:
+            from vitkit.course import exchange
+
+            done = Collected()
+            for ps in course.resolve(args.ps):
+                one = exchange.collect(course, ps, args.exchange or None, args.due)
+                done.placed += one.placed
+                done.unmatched += one.unmatched
+        else:
+            done = collect(course, args.source)
         per_ps = {}
         for p in done.placed:
             per_ps[p["ps"]] = per_ps.get(p["ps"], 0) + 1
@@ -104,7 +134,7 @@ def main(args: argparse.Namespace) -> int:
             if p["late"] or p["matched_by"] != "name":
                 print(f"  {p['student']}/{p['ps']}: {'late' if p['late'] else ''} {'' if p['matched_by'] == 'name' else p['matched_by']}".rstrip())
         for u in done.unmatched:
-            print(f"UNMATCHED {u['source']}: {u['reason']}")
+            print(f"{'MISSING' if u.get('missing') else 'UNMATCHED'} {u['source']}: {u['reason']}")
         print(f"{len(done.placed)} placed, {len(done.unmatched)} unmatched (listed in {course.reports / 'collect.json'})")
         return 0
     if action == "autograde":
@@ -160,6 +190,13 @@ def main(args: argparse.Namespace) -> int:
 
         pages = feedback(course, args.ps)
         print(f"{len(pages)} feedback pages in {course.feedback}")
+        if args.release:
+            from vitkit.course import exchange
+
+            for ps in course.resolve(args.ps):
+                served = exchange.release_feedback(course, ps, args.exchange)
+                print(f"{ps}: feedback released to {len(served)} students through the exchange"
+                      + (f" ({', '.join(served)})" if len(served) <= 10 else ""))
         return 0
     if action == "export":
         from vitkit.course.feedback import export
@@ -182,12 +219,16 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if action == "status":
         return status(course)
+    if action == "hub":
+        from vitkit.course.hub import main as hub_main
+
+        return hub_main(course, args)
     raise SystemExit(f"unknown action {action!r}")
 
 
 def status(course: Course) -> int:
     """Print, per problem set: collected, graded, failed/flagged (with reasons), feedback written."""
-    from vitkit.course.grade import load_records
+    from vitkit.course.grade import load_records, manual_grades
 
     for ps in course.problem_sets():
         students = course.students(ps)
@@ -206,4 +247,11 @@ def status(course: Course) -> int:
             print(f"  {s}: not graded: {r['reason']}")
         for s in sorted(flagged):
             print(f"  {s}: flagged ({len(flagged[s]['flags'])} finding(s)): `vitkit course flags {ps}`")
+        written = manual_grades(course, ps)
+        if written:
+            pending = {s: sorted(g for g, m in cells.items() if m["pending"]) for s, cells in written.items()}
+            pending = {s: gids for s, gids in pending.items() if gids}
+            print(f"  written answers: {len(written) - len(pending)} of {len(written)} submissions fully graded by a person")
+            for s, gids in sorted(pending.items()):
+                print(f"  {s}: needs manual grading ({', '.join(gids)}) in formgrader")
     return 0

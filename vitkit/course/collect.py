@@ -115,9 +115,14 @@ def collect(course: Course, source: str | Path, overwrite: bool = True) -> Colle
         (dest / "timestamp.txt").write_text(mtime.strftime("%Y-%m-%d %H:%M:%S.%f UTC"))
         done.placed.append({"student": info["student"], "ps": ps, "notebook": notebook, "source": rel, "late": info["late"],
                             "userid": info["userid"], "matched_by": how})
+    write_log(course, done)
+    return done
+
+
+def write_log(course: Course, done: Collected) -> None:
+    """Add ``done`` to ``reports/collect.json`` (a submission collected again replaces its earlier entry)."""
     log = course.reports / "collect.json"
     log.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(log.read_text()) if log.is_file() else {"placed": [], "unmatched": []}
     keep = [p for p in previous["placed"] if (p["student"], p["ps"]) not in {(q["student"], q["ps"]) for q in done.placed}]
     log.write_text(json.dumps({"placed": keep + done.placed, "unmatched": done.unmatched}, indent=1))
-    return done

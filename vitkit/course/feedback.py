@@ -55,8 +55,12 @@ def sanitize(nb: dict, released: dict[str, str]) -> dict:
     return nb
 
 
-def summary_html(record: dict, cat) -> str:
-    """The per-question table at the top of a student's feedback."""
+def summary_html(record: dict, cat, written: dict[str, dict] | None = None) -> str:
+    """The per-question table at the top of a student's feedback.
+
+    ``written``: this student's written answers as :func:`vitkit.course.grade.manual_grades` gives them
+    (a person's points and comment, or "not graded yet").
+    """
     rows = []
     for nb_name, cells in record.get("scores", {}).items():
         for gid, (score, top) in cells.items():
@@ -67,13 +71,21 @@ def summary_html(record: dict, cat) -> str:
                 notes.append(f"<b>{html.escape(info.message)}</b> — hint: {html.escape(info.hint)}" if info
                              else html.escape(message))
             rows.append(f"<tr><td>{html.escape(gid)}</td><td>{score:g} / {top:g}</td><td>{'<br>'.join(notes) or 'passed'}</td></tr>")
-    total = sum(s for cells in record.get("scores", {}).values() for s, _ in cells.values())
-    top = sum(t for cells in record.get("scores", {}).values() for _, t in cells.values())
+    written = written or {}
+    for gid, m in sorted(written.items()):
+        score = "not graded yet" if m["pending"] else f"{m['score']:g} / {m['max']:g}"
+        note = html.escape(m["comment"]) or ("a person grades this written answer" if m["pending"]
+                                               else "unanswered" if m["manual"] is None else "graded by a person")
+        rows.append(f"<tr><td>{html.escape(gid)} (written)</td><td>{score}</td><td>{note}</td></tr>")
+    total = sum(s for cells in record.get("scores", {}).values() for s, _ in cells.values()) + sum(m["score"] for m in written.values())
+    top = sum(t for cells in record.get("scores", {}).values() for _, t in cells.values()) + sum(m["max"] for m in written.values())
     status = record.get("status")
     head = f"<h2>{html.escape(record['ps'])}: {total:g} / {top:g}</h2>" if status == "graded" else \
         f"<h2>{html.escape(record['ps'])}: 0 points</h2><p><b>Your notebook could not be graded:</b> {html.escape(record.get('reason', ''))}</p>"
     if status == "graded" and record.get("reason"):
         head += f"<p>Note: {html.escape(record['reason'])}</p>"
+    if status == "graded" and any(m["pending"] for m in written.values()):
+        head += "<p>Your written answers are not graded yet: this total counts them as 0 until they are.</p>"
     table = ("<table border=1 cellpadding=4 style='border-collapse:collapse'><tr><th>question</th><th>score</th>"
              f"<th>what went wrong</th></tr>{''.join(rows)}</table>") if rows else ""
     return f"<div class='vitkit-summary'>{head}{table}</div>"
@@ -84,16 +96,24 @@ def feedback(course: Course, problem_sets: list[str] | None = None) -> list[Path
     import nbformat
     from nbconvert import HTMLExporter
 
+    from vitkit.course.grade import manual_grades
+
     cat = catalogue()
     exporter = HTMLExporter(template_name="lab")
     written = []
     for ps in course.resolve(problem_sets):
         notebooks = course.notebooks(ps)
         released = {n: released_cells(course, ps, n) for n in notebooks}
+        manual = manual_grades(course, ps)
         for student, record in load_records(course, ps).items():
             out = course.feedback / student / ps
             out.mkdir(parents=True, exist_ok=True)
-            summary = summary_html(record, cat)
+            # What nbgrader's release_feedback needs to file the pages where only this student finds them
+            # (a submission that came through the exchange has both; one from an LMS zip has no secret).
+            for name in ("timestamp.txt", "submission_secret.txt"):
+                if (course.submitted / student / ps / name).is_file():
+                    (out / name).write_text((course.submitted / student / ps / name).read_text())
+            summary = summary_html(record, cat, manual.get(student))
             for name in notebooks:
                 path = course.autograded / student / ps / f"{name}.ipynb"
                 if path.is_file():
@@ -144,6 +164,30 @@ def grades_table(course: Course, problem_sets: list[str] | None = None) -> tuple
     return ["student", *pss, "total"], rows
 
 
+def written_columns(course: Course, problem_sets: list[str]) -> tuple[list[str], dict[str, list], list[str]]:
+    """The export's manual-grading columns: ``written:<ps>`` (a person's points, blank while any is pending).
+
+    Returns the column names, ``{student: values}`` and the ``student/ps`` whose written answers are pending.
+    The problem-set columns already hold autograded plus manual points (nbgrader's score).
+    """
+    from vitkit.course.grade import manual_grades
+
+    manual = {ps: manual_grades(course, ps) for ps in problem_sets}
+    with_written = [ps for ps in problem_sets if manual[ps]]
+    values, pending = {}, []
+    for student in sorted({s for ps in with_written for s in manual[ps]}):
+        row = []
+        for ps in with_written:
+            cells = manual[ps].get(student, {})
+            waiting = sorted(g for g, m in cells.items() if m["pending"])
+            if waiting:
+                pending.append(f"{student}/{ps}: {', '.join(waiting)}")
+            row.append("" if not cells or waiting else round(sum(m["score"] for m in cells.values()), 4))
+        values[student] = row
+    names = [f"written:{ps}" for ps in with_written]
+    return names, values, pending
+
+
 def max_scores(course: Course, problem_sets: list[str]) -> list[float]:
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -163,8 +207,12 @@ def export(course: Course, path: str | Path, fmt: str = "csv", problem_sets: lis
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     if fmt == "csv":
-        w.writerow(header)
-        w.writerows(rows)
+        extra, by_student, pending = written_columns(course, header[1:-1])
+        w.writerow(header + extra)
+        w.writerows(row + by_student.get(row[0], [""] * len(extra)) for row in rows)
+        if pending:
+            warnings.warn("written answers not graded by a person yet (counted as 0 until they are; grade them in "
+                          "formgrader):\n  " + "\n  ".join(pending), stacklevel=2)
     elif fmt == "canvas":
         log = course.reports / "collect.json"
         userids = {p["student"]: p["userid"] for p in json.loads(log.read_text())["placed"]} if log.is_file() else {}

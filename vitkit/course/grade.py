@@ -369,15 +369,67 @@ def write_result(course: Course, result: GradeResult) -> None:
             gb.update_or_create_submission(result.ps, result.student, **kwargs)
             for nb in gb.find_assignment(result.ps).notebooks:
                 scores = result.scores.get(nb.name, {}) if result.status == "graded" else {}
+                answers = result.manual.get(nb.name, {}) if result.status == "graded" else {}
                 for cell in nb.grade_cells:
                     try:
                         grade = gb.find_grade(cell.name, nb.name, result.ps, result.student)
                     except MissingEntry:
                         continue
-                    grade.auto_score = scores.get(cell.name, [0.0])[0]
-                    grade.needs_manual_grade = False
+                    # Only auto_score is ours: manual_score (a person's points, from formgrader) is never touched,
+                    # so grading again keeps them, and nbgrader's score is manual_score where a person gave one.
+                    if cell.name in answers:
+                        grade.auto_score = answers[cell.name][0]  # None: a written answer for a person to grade
+                    else:
+                        grade.auto_score = scores.get(cell.name, [0.0])[0]
+                    grade.needs_manual_grade = grade.auto_score is None and grade.manual_score is None
             gb.db.commit()
     _write_atomic(rec, json.dumps(result.to_json(), indent=1, sort_keys=True))
+
+
+def written_answers(course: Course, ps: str) -> dict[str, list[str]]:
+    """notebook -> grade ids of its manually graded answers (cells both graded and a solution: written answers)."""
+    out = {}
+    for name in course.notebooks(ps):
+        nb = json.loads((course.source / ps / f"{name}.ipynb").read_text())
+        out[name] = [c["metadata"]["nbgrader"]["grade_id"] for c in nb["cells"]
+                     if c.get("metadata", {}).get("nbgrader", {}).get("grade") and c["metadata"]["nbgrader"].get("solution")]
+    return out
+
+
+def manual_grades(course: Course, ps: str) -> dict[str, dict[str, dict]]:
+    """Every submission's written answers as the gradebook holds them now (formgrader writes there).
+
+    ``{student: {grade_id: {"notebook", "score", "max", "auto", "manual", "comment", "pending"}}}``:
+    ``manual`` is a person's points (None: none yet), ``auto`` nbgrader's own (0 for an unanswered cell,
+    None otherwise), ``score`` what counts (``manual`` where given, else ``auto``, else 0), ``pending``
+    True while the answer waits for a person.
+    """
+    from nbgrader.api import Gradebook, MissingEntry
+
+    answers = written_answers(course, ps)
+    if not any(answers.values()) or not course.gradebook.is_file():
+        return {}
+    out: dict[str, dict[str, dict]] = {}
+    with warnings.catch_warnings(), Gradebook(course.db_url, "vitkit") as gb:
+        warnings.simplefilter("ignore")
+        for student in load_records(course, ps):
+            for name, gids in answers.items():
+                try:
+                    nb = gb.find_submission_notebook(name, ps, student)
+                except MissingEntry:
+                    continue
+                grades = {g.name: g for g in nb.grades}
+                comments = {c.name: c.manual_comment or c.auto_comment or "" for c in nb.comments}
+                for gid in gids:
+                    g = grades.get(gid)
+                    if g is None:
+                        continue
+                    pending = g.manual_score is None and g.auto_score is None
+                    out.setdefault(student, {})[gid] = {
+                        "notebook": name, "max": float(g.max_score), "comment": comments.get(gid, ""),
+                        "auto": g.auto_score, "manual": g.manual_score, "pending": pending,
+                        "score": 0.0 if pending else float(g.manual_score if g.manual_score is not None else g.auto_score)}
+    return out
 
 
 def decide(course: Course, student: str, ps: str, verdict: str) -> None:

@@ -69,6 +69,17 @@ def problems(course: Course, ps: str, records: dict[str, dict]) -> list[dict]:
     return sorted(out, key=lambda r: (r["status"], r["student"]))
 
 
+def written_table(manual: dict[str, dict[str, dict]]) -> list[dict]:
+    """Per written answer: how many a person graded, how many wait, the mean of the graded ones (of ``max``)."""
+    rows = []
+    for gid in sorted({g for cells in manual.values() for g in cells}):
+        found = [cells[gid] for cells in manual.values() if gid in cells]
+        done = [m["score"] for m in found if not m["pending"]]
+        rows.append({"question": gid, "graded": len(done), "pending": len(found) - len(done),
+                     "mean": round(sum(done) / len(done), 2) if done else None, "max": found[0]["max"]})
+    return rows
+
+
 def histograms_png(records: dict[str, dict]) -> bytes:
     """Score histograms: one panel per question and one for the total, as PNG bytes."""
     import matplotlib
@@ -105,10 +116,16 @@ def histograms_png(records: dict[str, dict]) -> bytes:
 
 def report(course: Course, ps: str) -> Path:
     """Write ``reports/<ps>/index.html`` and ``mistakes.csv`` (and ``scores.png``); returns the HTML path."""
+    from vitkit.course.grade import manual_grades
+
     records = load_records(course, ps)
     if not records:
         raise SystemExit(f"no graded submissions of {ps}: run `vitkit course autograde {ps}` first")
     cat = catalogue()
+    written = written_table(manual_grades(course, ps))
+    written_html = "".join(
+        f"<tr><td>{html.escape(w['question'])}</td><td>{w['graded']}</td><td>{w['pending']}</td>"
+        f"<td>{'–' if w['mean'] is None else format(w['mean'], 'g')} / {w['max']:g}</td></tr>" for w in written)
     rows = mistake_table(records, cat)
     trouble = problems(course, ps, records)
     out = course.reports / ps
@@ -137,6 +154,9 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 <table><tr><th>question</th><th>mistake</th><th>what it means</th><th>students</th><th>share</th><th>example message</th></tr>
 {mistakes_html or '<tr><td colspan=6>no mistakes found</td></tr>'}</table>
 <h2>Scores</h2><img alt="score histograms" src="data:image/png;base64,{base64.b64encode(png).decode()}">
+<h2>Written answers (graded by a person)</h2>
+<table><tr><th>question</th><th>graded</th><th>waiting for a grader</th><th>mean score</th></tr>
+{written_html or '<tr><td colspan=4>no written answers in this problem set</td></tr>'}</table>
 <h2>Not submitted or could not run</h2>
 <table><tr><th>student</th><th>status</th><th>reason</th></tr>{trouble_html or '<tr><td colspan=3>none</td></tr>'}</table>
 </body></html>"""

@@ -82,8 +82,11 @@ class GradeResult:
     ps: str
     status: str  # one of STATUSES (see the module docstring)
     reason: str = ""  # why it failed or was not graded, or what went wrong in some cells (timeouts, kernel death)
-    # per notebook, per grade cell: [auto_score, max_score]
+    # per notebook, per autograded cell: [auto_score, max_score]
     scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # per notebook, per manually graded answer (a written answer): [auto_score, max_score]; auto_score None: a person
+    # must grade it, 0.0: left unanswered (nbgrader gives 0 without a person). Never in ``scores`` or ``score``.
+    manual: dict[str, dict[str, list]] = field(default_factory=dict)
     # per notebook, per grade cell: [(code, message)]; code "other" for failures the catalogue doesn't name
     mistakes: dict[str, dict[str, list[list[str]]]] = field(default_factory=dict)
     notebooks: dict[str, bytes] = field(default_factory=dict)  # autograded notebooks (name -> .ipynb bytes)
@@ -133,7 +136,7 @@ def grade_submission(course: Course, student: str, ps: str, limits: Limits, temp
         _grade(course, student, ps, limits, template, result)
     except Exception as err:  # a bug of ours or the platform's: not graded, with the reason; never a student's 0
         result.status, result.reason = "error", f"grading error: {type(err).__name__}: {first_line(err)}"
-        result.scores, result.notebooks = {}, {}
+        result.scores, result.notebooks, result.manual = {}, {}, {}
     result.seconds = round(time.perf_counter() - start, 3)
     return result
 
@@ -333,10 +336,14 @@ def _read_results(root: Path, student: str, ps: str, expected: list[str], result
                 statuses.append(status)
                 notes.append(f"{name}.ipynb: {why}")
                 continue
-            result.scores[name] = {g.name: [float(g.auto_score or 0.0), float(g.max_score)] for g in sub.grades}
             data = path.read_bytes()
             result.notebooks[name] = data
             nb = json.loads(data)
+            answers = {c["metadata"]["nbgrader"]["grade_id"] for c in nb["cells"]
+                       if c.get("metadata", {}).get("nbgrader", {}).get("grade") and c["metadata"]["nbgrader"].get("solution")}
+            result.scores[name] = {g.name: [float(g.auto_score or 0.0), float(g.max_score)] for g in sub.grades if g.name not in answers}
+            result.manual[name] = {g.name: [None if g.auto_score is None else float(g.auto_score), float(g.max_score)]
+                                   for g in sub.grades if g.name in answers}
             per_cell = {}
             for cell in nb["cells"]:
                 meta = cell.get("metadata", {}).get("nbgrader", {})
@@ -353,6 +360,6 @@ def _read_results(root: Path, student: str, ps: str, expected: list[str], result
             result.mistakes[name] = per_cell
     result.reason = "; ".join(dict.fromkeys(notes))
     if "error" in statuses:  # one notebook not graded through the grader's fault: the whole submission is graded again
-        result.status, result.scores, result.notebooks, result.mistakes = "error", {}, {}, {}
+        result.status, result.scores, result.notebooks, result.mistakes, result.manual = "error", {}, {}, {}, {}
     elif statuses and not result.scores:
         result.status = "failed"
