@@ -27,6 +27,8 @@ $(PROXY):
 hub-deps: setup $(PROXY)
 
 test: setup hub-deps
+	$(BIN)/ruff check vitkit tests
+	$(BIN)/ruff format --check vitkit tests
 	$(RUN) $(BIN)/vitkit course release --check
 	$(RUN) $(BIN)/python -m pytest $(PYTEST_ARGS)
 

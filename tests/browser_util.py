@@ -33,8 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "build" / "screenshots"
 
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 # Validate runs the whole notebook in a fresh kernel on a shared 2-core machine: minutes, not seconds.
@@ -45,8 +50,14 @@ RUN_ALL_TIMEOUT_S = 600
 
 def find_chromium() -> str | None:
     """Path of the system's Chromium (``$VITKIT_CHROMIUM`` first), or None when there is none."""
-    candidates = [os.environ.get("VITKIT_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser",
-                  shutil.which("chromium"), shutil.which("chromium-browser"), shutil.which("google-chrome")]
+    candidates = [
+        os.environ.get("VITKIT_CHROMIUM"),
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+        shutil.which("google-chrome"),
+    ]
     for path in candidates:
         if path and os.path.isfile(path) and os.access(path, os.X_OK):
             return path
@@ -59,8 +70,9 @@ def scratch_course(dest: Path) -> Path:
     shutil.copy2(ROOT / "nbgrader_config.py", dest / "nbgrader_config.py")
     for folder in ("exercises", "solutions", "lectures"):
         if (ROOT / folder).is_dir():
-            shutil.copytree(ROOT / folder, dest / folder,
-                            ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+            shutil.copytree(
+                ROOT / folder, dest / folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__")
+            )
     return dest
 
 
@@ -72,8 +84,11 @@ def fill_solutions(exercise: Path, solution: Path, out: Path) -> Path:
     """
     release = nbformat.read(exercise, as_version=4)
     source = nbformat.read(solution, as_version=4)
-    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
-               if c.metadata.get("nbgrader", {}).get("solution")}
+    answers = {
+        c.metadata["nbgrader"]["grade_id"]: c.source
+        for c in source.cells
+        if c.metadata.get("nbgrader", {}).get("solution")
+    }
     filled = 0
     for cell in release.cells:
         meta = cell.metadata.get("nbgrader", {})
@@ -88,8 +103,13 @@ def fill_solutions(exercise: Path, solution: Path, out: Path) -> Path:
 def graded_test_cells(path: Path) -> list[nbformat.NotebookNode]:
     """The autograded test cells of a notebook: graded code cells that are not answers."""
     nb = nbformat.read(path, as_version=4)
-    return [c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
-            and not c.metadata.get("nbgrader", {}).get("solution")]
+    return [
+        c
+        for c in nb.cells
+        if c.cell_type == "code"
+        and c.metadata.get("nbgrader", {}).get("grade")
+        and not c.metadata.get("nbgrader", {}).get("solution")
+    ]
 
 
 LAB_ARGS_MARK = "@LAB_ARGS@"
@@ -102,12 +122,18 @@ def make_lab_command(env: dict) -> str:
     The test starts exactly what a student's ``make lab`` starts (venv, PATH, environment, flags);
     its own settings (port, token, scratch state) come from a config file, not from ``LAB_ARGS``.
     """
-    out = subprocess.run(["make", "-n", "-s", "-C", str(ROOT), "lab", f"LAB_ARGS={LAB_ARGS_MARK}"],
-                         capture_output=True, text=True, env=env, timeout=60)
+    out = subprocess.run(
+        ["make", "-n", "-s", "-C", str(ROOT), "lab", f"LAB_ARGS={LAB_ARGS_MARK}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     lines = [line for line in out.stdout.splitlines() if "jupyter" in line and LAB_ARGS_MARK in line]
     assert out.returncode == 0 and len(lines) == 1, (
         f"`make -n lab` should show one jupyter command that ends with $(LAB_ARGS); it printed "
-        f"(rc {out.returncode}):\n{out.stdout}{out.stderr}")
+        f"(rc {out.returncode}):\n{out.stdout}{out.stderr}"
+    )
     return lines[0].replace(LAB_ARGS_MARK, "")
 
 
@@ -149,11 +175,21 @@ class LabServer:
         # decides PATH additions and MPLBACKEND (a forced Agg backend would make every plt.show() in
         # JupyterLab draw nothing). A student's notebooks run at full budget; Validate sets
         # NBGRADER_EXECUTION itself.
-        for name in ("MPLBACKEND", "VITKIT_QUICK", "NBGRADER_EXECUTION", "NBGRADER_VALIDATING",
-                     "MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
+        for name in (
+            "MPLBACKEND",
+            "VITKIT_QUICK",
+            "NBGRADER_EXECUTION",
+            "NBGRADER_VALIDATING",
+            "MAKEFLAGS",
+            "MFLAGS",
+            "MAKELEVEL",
+        ):
             env.pop(name, None)
-        for name, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
-                          ("JUPYTER_DATA_DIR", "data")):
+        for name, sub in (
+            ("JUPYTER_CONFIG_DIR", "config"),
+            ("JUPYTER_RUNTIME_DIR", "runtime"),
+            ("JUPYTER_DATA_DIR", "data"),
+        ):
             env[name] = str(self.state / sub)
         env["IPYTHONDIR"] = str(self.state / "ipython")
         return env
@@ -167,21 +203,34 @@ class LabServer:
         (config / "labconfig" / "page_config.json").write_text(json.dumps({"disabledExtensions": disabled}))
         # The test's settings go in a config file, not on the command line: the recipe's own flags
         # stay exactly as they are (a flag given twice is an error), and win where they overlap.
-        (config / "jupyter_server_config.json").write_text(json.dumps({
-            "ServerApp": {"ip": "127.0.0.1", "port": self.port, "port_retries": 0, "open_browser": False},
-            "IdentityProvider": {"token": self.token},
-            "LabApp": {"user_settings_dir": str(self.state / "settings"),
-                       "workspaces_dir": str(self.state / "workspaces")},
-        }))
+        (config / "jupyter_server_config.json").write_text(
+            json.dumps(
+                {
+                    "ServerApp": {"ip": "127.0.0.1", "port": self.port, "port_retries": 0, "open_browser": False},
+                    "IdentityProvider": {"token": self.token},
+                    "LabApp": {
+                        "user_settings_dir": str(self.state / "settings"),
+                        "workspaces_dir": str(self.state / "workspaces"),
+                    },
+                }
+            )
+        )
         (self.root / ROOT_MARK).write_text("the browser test's scratch course\n")
         self.command = make_lab_command(self.env())
         log = open(self.log_path, "wb")
         log.write(f"$ {self.command}\n".encode())
         log.flush()
         # cwd = the scratch course root; nbgrader's Validate reads nbgrader_config.py from the cwd.
-        self.proc = subprocess.Popen(["bash", "-c", self.command], cwd=self.root, env=self.env(), stdout=log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                     preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(
+            ["bash", "-c", self.command],
+            cwd=self.root,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
         log.close()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -196,9 +245,11 @@ class LabServer:
                 self.api("GET", f"/api/contents/{ROOT_MARK}?content=0")
             except OSError:
                 self.stop()
-                raise RuntimeError(f"`make lab` serves another folder than its working directory "
-                                   f"({self.root}): drop --notebook-dir from the recipe; make runs it in "
-                                   f"the course root already.\n{self.log()}") from None
+                raise RuntimeError(
+                    f"`make lab` serves another folder than its working directory "
+                    f"({self.root}): drop --notebook-dir from the recipe; make runs it in "
+                    f"the course root already.\n{self.log()}"
+                ) from None
             return self
         self.stop()
         raise RuntimeError(f"jupyter lab did not answer on {self.url} within 120 s:\n{self.log()}")
@@ -206,8 +257,9 @@ class LabServer:
     def api(self, method: str, path: str, body: dict | None = None):
         """One authenticated REST call; returns the decoded JSON (or None)."""
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Authorization": f"token {self.token}"})
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Authorization": f"token {self.token}"}
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             raw = resp.read()
         return json.loads(raw) if raw else None
@@ -276,16 +328,23 @@ class Notebook:
         while time.monotonic() < deadline:
             dialog = self.kernel_dialog()
             assert dialog is None, f"{self.path}: JupyterLab asks about the kernel instead of starting it:\n{dialog}"
-            kernels = [s["kernel"] for s in self.server.api("GET", "/api/sessions")
-                       if s.get("path") == self.path and s.get("kernel")]
+            kernels = [
+                s["kernel"]
+                for s in self.server.api("GET", "/api/sessions")
+                if s.get("path") == self.path and s.get("kernel")
+            ]
             status, name = self.kernel_status(), self.kernel_name()
-            if [k["execution_state"] for k in kernels] == ["idle"] and status == "idle" and name not in (
-                    "", "No Kernel", "Kernel"):
+            if (
+                [k["execution_state"] for k in kernels] == ["idle"]
+                and status == "idle"
+                and name not in ("", "No Kernel", "Kernel")
+            ):
                 # JupyterLab quietly substitutes a kernel of the same language for a missing one.
                 wanted = nbformat.read(self.server.root / self.path, as_version=4).metadata.get("kernelspec", {})
                 assert kernels[0]["name"] == wanted.get("name"), (
                     f"{self.path} asks for the kernel {wanted.get('name')!r}, which is not installed; "
-                    f"JupyterLab started {kernels[0]['name']!r} instead")
+                    f"JupyterLab started {kernels[0]['name']!r} instead"
+                )
                 return
             time.sleep(0.5)
         raise AssertionError(f"{self.path}: kernel not idle after {timeout_s} s (toolbar: {name!r}, {status!r})")
@@ -303,8 +362,11 @@ class Notebook:
         quiet = 0
         while time.monotonic() < deadline:
             texts = _texts(prompts)
-            over = ("[*]:" not in texts and any(re.fullmatch(r"\[\d+\]:", t) for t in texts)
-                    and self.kernel_status() == "idle")
+            over = (
+                "[*]:" not in texts
+                and any(re.fullmatch(r"\[\d+\]:", t) for t in texts)
+                and self.kernel_status() == "idle"
+            )
             quiet = quiet + 1 if over else 0
             if quiet >= 3:  # three looks a second apart: not the gap between two cells
                 return

@@ -24,8 +24,15 @@ class OnDevice(torch.Tensor):
 
     @staticmethod
     def __new__(cls, inner: torch.Tensor):
-        out = torch.Tensor._make_wrapper_subclass(cls, inner.shape, strides=inner.stride(), dtype=inner.dtype, device=META,
-                                                  requires_grad=inner.requires_grad, storage_offset=inner.storage_offset())
+        out = torch.Tensor._make_wrapper_subclass(
+            cls,
+            inner.shape,
+            strides=inner.stride(),
+            dtype=inner.dtype,
+            device=META,
+            requires_grad=inner.requires_grad,
+            storage_offset=inner.storage_offset(),
+        )
         out.inner = inner
         return out
 
@@ -33,7 +40,9 @@ class OnDevice(torch.Tensor):
         return f"OnDevice({self.inner!r})"
 
     def __array__(self, *args, **kwargs):
-        raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor to host memory first.")
+        raise TypeError(
+            "can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor to host memory first."
+        )
 
     def numpy(self, *args, **kwargs):
         return self.__array__()
@@ -67,8 +76,10 @@ class _Mode(TorchDispatchMode):
         on_device = any(isinstance(a, OnDevice) for a in flat)
         host = [a for a in flat if not isinstance(a, OnDevice) and a.dim() > 0]
         if on_device and host and name not in self.ALLOWED_MIX:
-            raise HandOffError(f"Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu! "
-                               f"({name}: a CPU tensor of shape {tuple(host[0].shape)} met a tensor on the GPU)")
+            raise HandOffError(
+                f"Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu! "
+                f"({name}: a CPU tensor of shape {tuple(host[0].shape)} met a tensor on the GPU)"
+            )
         to_device = _is_meta(kwargs.get("device"))
         if "device" in kwargs and to_device:
             kwargs["device"] = torch.device("cpu")
@@ -84,7 +95,9 @@ class _Mode(TorchDispatchMode):
             wrap = on_device or to_device
         if name == "aten._local_scalar_dense" or not wrap:
             return out
-        return tree_map(lambda t: OnDevice(t) if isinstance(t, torch.Tensor) and not isinstance(t, OnDevice) else t, out)
+        return tree_map(
+            lambda t: OnDevice(t) if isinstance(t, torch.Tensor) and not isinstance(t, OnDevice) else t, out
+        )
 
 
 def _leaves(tree):
@@ -108,6 +121,7 @@ def fake_gpu():
             if _is_meta(device):
                 return OnDevice(factory(data, *args, **kwargs))
             return factory(data, *args, device=device, **kwargs)
+
         return make
 
     def made_like(self, data, *args, device=None, **kwargs):

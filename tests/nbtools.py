@@ -33,8 +33,16 @@ BIN = Path(sys.executable).parent  # the venv's bin/: nbgrader calls alembic and
 STUDENT = "student"
 
 __all__ = [
-    "ROOT", "run_notebook", "generate_release", "assert_release_in_sync", "autograde", "autograde_class", "run_injections",
-    "nbgrader_cells", "question_test_cells", "strip_outputs",
+    "ROOT",
+    "run_notebook",
+    "generate_release",
+    "assert_release_in_sync",
+    "autograde",
+    "autograde_class",
+    "run_injections",
+    "nbgrader_cells",
+    "question_test_cells",
+    "strip_outputs",
 ]
 
 
@@ -67,7 +75,9 @@ def run_notebook(path, timeout: int = 600, env: dict | None = None) -> nbformat.
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     try:
         # A kernel draws figures inline, as in JupyterLab, even when the test run sets MPLBACKEND=Agg.
         kernel_env = _env({"MPLBACKEND": "module://matplotlib_inline.backend_inline", **(env or {})})
@@ -91,10 +101,18 @@ def strip_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def _nbgrader(args: list[str], course: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=_env(quick=False), capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        [str(BIN / "nbgrader"), *args],
+        cwd=course,
+        env=_env(quick=False),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
-        raise AssertionError(f"nbgrader {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"nbgrader {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
@@ -106,10 +124,14 @@ def _course_with_release(ps: str) -> Path:
     if ps not in _BASE_COURSES:
         source = ROOT / "solutions" / ps
         if not (source / f"{ps}.ipynb").exists():
-            raise FileNotFoundError(f"no nbgrader source {source / (ps + '.ipynb')}; problem sets are folders of solutions/")
+            raise FileNotFoundError(
+                f"no nbgrader source {source / (ps + '.ipynb')}; problem sets are folders of solutions/"
+            )
         course = Path(tempfile.mkdtemp(prefix=f"vitkit-course-{ps}-"))
         shutil.copy(ROOT / "nbgrader_config.py", course)
-        shutil.copytree(source, course / "solutions" / ps, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        shutil.copytree(
+            source, course / "solutions" / ps, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__")
+        )
         _nbgrader(["generate_assignment", ps, "--force"], course)
         _BASE_COURSES[ps] = course
     return _BASE_COURSES[ps]
@@ -129,17 +151,25 @@ def assert_release_in_sync(ps: str) -> None:
     """Fail unless ``exercises/<ps>/<ps>.ipynb`` has the cells ``generate_assignment`` makes from ``solutions/<ps>``."""
     committed_path = ROOT / "exercises" / ps / f"{ps}.ipynb"
     if not committed_path.exists():
-        raise AssertionError(f"{committed_path} is missing: run `nbgrader generate_assignment {ps} --force` from the repo root")
+        raise AssertionError(
+            f"{committed_path} is missing: run `nbgrader generate_assignment {ps} --force` from the repo root"
+        )
     generated = nbgrader_cells(nbformat.read(generate_release(ps), as_version=4))
     committed = nbgrader_cells(nbformat.read(committed_path, as_version=4))
-    fix = f"regenerate it: `nbgrader generate_assignment {ps} --force` (with the venv's bin/ on PATH), then strip outputs"
+    fix = (
+        f"regenerate it: `nbgrader generate_assignment {ps} --force` (with the venv's bin/ on PATH), then strip outputs"
+    )
     if len(generated) != len(committed):
-        raise AssertionError(f"exercises/{ps} has {len(committed)} cells, generate_assignment makes {len(generated)}; {fix}")
+        raise AssertionError(
+            f"exercises/{ps} has {len(committed)} cells, generate_assignment makes {len(generated)}; {fix}"
+        )
     for i, (g, c) in enumerate(zip(generated, committed)):
         for what, a, b in (("type", g[0], c[0]), ("source", g[1], c[1]), ("nbgrader metadata", g[2], c[2])):
             if a != b:
-                raise AssertionError(f"exercises/{ps} cell {i}: {what} differs from generate_assignment's\n"
-                                     f"generated: {a!r}\ncommitted: {b!r}\n{fix}")
+                raise AssertionError(
+                    f"exercises/{ps} cell {i}: {what} differs from generate_assignment's\n"
+                    f"generated: {a!r}\ncommitted: {b!r}\n{fix}"
+                )
 
 
 def autograde(ps: str, notebook_path, student: str = STUDENT, timeout: int = 900) -> dict[str, tuple[float, float]]:
@@ -168,7 +198,9 @@ def autograde_class(ps: str, notebooks: dict, timeout: int = 900) -> dict[str, d
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
             for student in notebooks:
                 nb = gb.find_submission_notebook(ps, ps, student)
-                scores[student] = {g.name: (float(g.score), float(g.max_score)) for g in nb.grades if g.cell.cell_type == "code"}
+                scores[student] = {
+                    g.name: (float(g.score), float(g.max_score)) for g in nb.grades if g.cell.cell_type == "code"
+                }
         return scores
     finally:
         shutil.rmtree(course, ignore_errors=True)
@@ -187,7 +219,12 @@ def question_test_cells(nb, question: str) -> list[str]:
     for cell in nb.cells:
         m = _meta(cell)
         gid = m.get("grade_id", "")
-        if cell.cell_type == "code" and m.get("grade") and not m.get("solution") and (gid == f"test_{question}" or gid.startswith(f"test_{question}_")):
+        if (
+            cell.cell_type == "code"
+            and m.get("grade")
+            and not m.get("solution")
+            and (gid == f"test_{question}" or gid.startswith(f"test_{question}_"))
+        ):
             out.append(cell.source)
     return out
 
@@ -266,17 +303,27 @@ def run_injections(ps: str, injections, timeout: int = 600) -> InjectionResults:
     path = ROOT / "solutions" / ps / f"{ps}.ipynb"
     nb = nbformat.read(path, as_version=4)
     solution_ids = {_meta(c).get("grade_id") for c in nb.cells if _meta(c).get("solution")}
-    setup = [c.source for c in nb.cells
-             if c.cell_type == "code" and not (_meta(c).get("grade") and not _meta(c).get("solution"))]
-    solutions = [[_meta(c)["grade_id"], c.source] for c in nb.cells if c.cell_type == "code" and _meta(c).get("solution")]
+    setup = [
+        c.source
+        for c in nb.cells
+        if c.cell_type == "code" and not (_meta(c).get("grade") and not _meta(c).get("solution"))
+    ]
+    solutions = [
+        [_meta(c)["grade_id"], c.source] for c in nb.cells if c.cell_type == "code" and _meta(c).get("solution")
+    ]
     # [grade_id, source, index]: a test cell above the injected cell runs before it in a notebook, unaffected by it
-    tests = [[_meta(c)["grade_id"], c.source, i] for i, c in enumerate(nb.cells)
-             if c.cell_type == "code" and _meta(c).get("grade") and not _meta(c).get("solution")]
+    tests = [
+        [_meta(c)["grade_id"], c.source, i]
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and _meta(c).get("grade") and not _meta(c).get("solution")
+    ]
     index = {_meta(c).get("grade_id"): i for i, c in enumerate(nb.cells)}
     items, own_ids = [], {}
     for inj in injections:
         if inj.cell not in solution_ids:
-            raise KeyError(f"injection {inj.name!r} names cell {inj.cell!r}; {ps}'s solution cells are {sorted(solution_ids)}")
+            raise KeyError(
+                f"injection {inj.name!r} names cell {inj.cell!r}; {ps}'s solution cells are {sorted(solution_ids)}"
+            )
         own_ids[inj.name] = question_grade_ids(nb, inj.cell)
         if not own_ids[inj.name]:
             raise KeyError(f"{ps} has no test cells for {inj.cell!r} (grade_id test_{inj.cell} or test_{inj.cell}_*)")
@@ -287,10 +334,18 @@ def run_injections(ps: str, injections, timeout: int = 600) -> InjectionResults:
     with tempfile.TemporaryDirectory(prefix="vitkit-inject-") as tmp:
         spec, out = Path(tmp) / "spec.json", Path(tmp) / "out.json"
         spec.write_text(json.dumps({"setup": setup, "solutions": solutions, "tests": tests, "injections": items}))
-        proc = subprocess.run([sys.executable, "-c", _RUNNER, str(spec), str(out)], cwd=path.parent,
-                              env=_env({"MPLBACKEND": "Agg"}), capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-c", _RUNNER, str(spec), str(out)],
+            cwd=path.parent,
+            env=_env({"MPLBACKEND": "Agg"}),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if proc.returncode != 0 or not out.exists():
-            raise AssertionError(f"the injection runner for {ps} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+            raise AssertionError(
+                f"the injection runner for {ps} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+            )
         raw = json.loads(out.read_text())
     own, cells = {}, {}
     for name, result in raw.items():
@@ -304,9 +359,17 @@ def run_injections(ps: str, injections, timeout: int = 600) -> InjectionResults:
 
 def question_grade_ids(nb, question: str) -> list[str]:
     """grade_ids of the test cells of ``question`` (``test_<question>`` or ``test_<question>_*``), in order."""
-    return [_meta(c)["grade_id"] for c in nb.cells
-            if c.cell_type == "code" and _meta(c).get("grade") and not _meta(c).get("solution")
-            and (_meta(c).get("grade_id") == f"test_{question}" or _meta(c).get("grade_id", "").startswith(f"test_{question}_"))]
+    return [
+        _meta(c)["grade_id"]
+        for c in nb.cells
+        if c.cell_type == "code"
+        and _meta(c).get("grade")
+        and not _meta(c).get("solution")
+        and (
+            _meta(c).get("grade_id") == f"test_{question}"
+            or _meta(c).get("grade_id", "").startswith(f"test_{question}_")
+        )
+    ]
 
 
 def assert_only_its_own_question_fails(results: InjectionResults, injection, ps: str) -> None:
@@ -316,4 +379,6 @@ def assert_only_its_own_question_fails(results: InjectionResults, injection, ps:
     cells = results.cells[injection.name]
     assert cells, results[injection.name]
     others = {gid: err for gid, err in cells.items() if gid not in own and err}
-    assert not others, f"{injection.name} ({injection.code or 'correct'}) also costs other questions: {others}\n{injection.source}"
+    assert not others, (
+        f"{injection.name} ({injection.code or 'correct'}) also costs other questions: {others}\n{injection.source}"
+    )

@@ -72,7 +72,9 @@ def test_rollout_rejects_an_unknown_head_fusion():
 
 def test_mean_distance_of_attention_to_self_is_zero():
     tokens = 1 + 16
-    assert torch.equal(mean_attention_distance(torch.eye(tokens).expand(2, 3, tokens, tokens), patch_size=16), torch.zeros(3))
+    assert torch.equal(
+        mean_attention_distance(torch.eye(tokens).expand(2, 3, tokens, tokens), patch_size=16), torch.zeros(3)
+    )
 
 
 def test_mean_distance_of_uniform_attention_is_the_mean_pairwise_patch_distance():

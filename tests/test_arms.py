@@ -61,7 +61,11 @@ def test_one_adam_step_lowers_the_loss_on_its_batch(name):
 
     def loss():
         out = model(images)
-        return distillation_loss(out, F.one_hot(labels, 10).float(), labels) if isinstance(out, tuple) else F.cross_entropy(out, labels)
+        return (
+            distillation_loss(out, F.one_hot(labels, 10).float(), labels)
+            if isinstance(out, tuple)
+            else F.cross_entropy(out, labels)
+        )
 
     before = loss()
     optimizer.zero_grad()
@@ -80,7 +84,9 @@ def test_distilled_vit_has_two_prefix_tokens_and_two_heads():
     images, _ = _batch(2)
     assert model.forward_features(images).shape == (2, 2 + 16, 128)  # CLS, distillation token, 16 patches
     assert model.num_prefix_tokens == 2 and model.pos_embed.shape == (1, 18, 128)
-    assert count_params(model) - count_params(plain) == 128 + 128 + (128 * 10 + 10)  # dist_token, its position, head_dist
+    assert count_params(model) - count_params(plain) == 128 + 128 + (
+        128 * 10 + 10
+    )  # dist_token, its position, head_dist
     cls_logits, dist_logits = model.forward_heads(images)
     model.train()
     assert torch.is_tensor(model(images))  # not distilling: one output like any classifier
@@ -136,7 +142,9 @@ def test_hard_distillation_loss_equals_a_hand_computation():
     teacher = [[0.1, 0.3, 0.2], [3.0, 0.0, 0.0]]  # top classes 1 and 0
     labels = [0, 2]
     hand = sum(0.5 * _ce(c, y) + 0.5 * _ce(d, t) for c, d, y, t in zip(cls_logits, dist_logits, labels, [1, 0])) / 2
-    got = distillation_loss((torch.tensor(cls_logits), torch.tensor(dist_logits)), torch.tensor(teacher), torch.tensor(labels))
+    got = distillation_loss(
+        (torch.tensor(cls_logits), torch.tensor(dist_logits)), torch.tensor(teacher), torch.tensor(labels)
+    )
     assert got.item() == pytest.approx(hand, rel=1e-6)
     # alpha weighs the two terms; a plain model's one head plays both parts
     plain = distillation_loss(torch.tensor(cls_logits), torch.tensor(teacher), torch.tensor(labels), alpha=0.25)
@@ -154,7 +162,9 @@ def test_soft_distillation_loss_equals_a_hand_computation():
     p_t, p_s = softmax(teacher[0]), softmax(student[0])
     kl = sum(t * math.log(t / s) for t, s in zip(p_t, p_s))
     hand = (1 - alpha) * _ce(student[0], labels[0]) + alpha * tau**2 * kl
-    got = distillation_loss(torch.tensor(student), torch.tensor(teacher), torch.tensor(labels), kind="soft", alpha=alpha, tau=tau)
+    got = distillation_loss(
+        torch.tensor(student), torch.tensor(teacher), torch.tensor(labels), kind="soft", alpha=alpha, tau=tau
+    )
     assert got.item() == pytest.approx(hand, rel=1e-6)
     with pytest.raises(ValueError, match="'hard' or 'soft'"):
         distillation_loss(torch.tensor(student), torch.tensor(teacher), torch.tensor(labels), kind="medium")
@@ -179,12 +189,34 @@ def test_fit_with_a_teacher_teaches_the_distillation_head_the_teachers_answers()
     data = load_dataset("digits")
     torch.manual_seed(0)
     model = create_model("deit_mnist", img_size=8, patch_size=2, dim=32, depth=2, num_heads=2)
-    fit(model, data, epochs=8, batch_size=64, lr=3e-3, warmup=0, device="cpu", progress=False, teacher=_Always(3), augment=False)
+    fit(
+        model,
+        data,
+        epochs=8,
+        batch_size=64,
+        lr=3e-3,
+        warmup=0,
+        device="cpu",
+        progress=False,
+        teacher=_Always(3),
+        augment=False,
+    )
     assert model.distilled_training is False  # fit hands the model back as a plain classifier
     model.eval()
     with torch.no_grad():
         cls_logits, dist_logits = model.forward_heads(data.test.images)
     assert (dist_logits.argmax(1) == 3).float().mean() > 0.9  # the distillation token learned the teacher
-    assert (cls_logits.argmax(1) == data.test.labels).float().mean() > 0.5, "the CLS token learns the labels (chance 0.1)"
+    assert (cls_logits.argmax(1) == data.test.labels).float().mean() > 0.5, (
+        "the CLS token learns the labels (chance 0.1)"
+    )
     with pytest.raises(ValueError, match="'hard' or 'soft'"):
-        fit(model, data, epochs=1, max_steps=1, device="cpu", progress=False, teacher=_Always(3), distillation="lukewarm")
+        fit(
+            model,
+            data,
+            epochs=1,
+            max_steps=1,
+            device="cpu",
+            progress=False,
+            teacher=_Always(3),
+            distillation="lukewarm",
+        )

@@ -15,7 +15,14 @@ import nbformat
 import pytest
 
 from tests.browser_util import (
-    CHROMIUM_ARGS, SCREENSHOTS, LabServer, Notebook, find_chromium, fill_solutions, graded_test_cells, scratch_course,
+    CHROMIUM_ARGS,
+    SCREENSHOTS,
+    LabServer,
+    Notebook,
+    fill_solutions,
+    find_chromium,
+    graded_test_cells,
+    scratch_course,
 )
 from vitkit.course.mistakes import catalogue
 
@@ -34,8 +41,10 @@ VIEWPORT = {"width": 1280, "height": 900}
 def chromium():
     path = find_chromium()
     if path is None:
-        pytest.skip("no Chromium found (looked for $VITKIT_CHROMIUM, /usr/bin/chromium, chromium on PATH): "
-                    "install it with `apt-get install chromium` to run the browser test")
+        pytest.skip(
+            "no Chromium found (looked for $VITKIT_CHROMIUM, /usr/bin/chromium, chromium on PATH): "
+            "install it with `apt-get install chromium` to run the browser test"
+        )
     return path
 
 
@@ -106,12 +115,16 @@ def test_validate_blank_exercise_names_its_failing_tests(page, lab, course):
     tests = [_normalise(c.source) for c in graded_test_cells(course / PS1)]
     assert tests, f"{PS1} has no graded test cells"
     # nbgrader also lists a written answer (a manually graded markdown cell) left as "YOUR ANSWER HERE"
-    written = [_normalise(c.source) for c in nbformat.read(course / PS1, as_version=4).cells
-               if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade")]
+    written = [
+        _normalise(c.source)
+        for c in nbformat.read(course / PS1, as_version=4).cells
+        if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade")
+    ]
     failed = _failed_sources(message)
     assert sorted(failed) == sorted(tests + written), (
         f"the dialog should list exactly the {len(tests)} test cells and {len(written)} written answers of the blank "
-        f"exercise as failing; it lists {len(failed)}:\n{text[:3000]}")
+        f"exercise as failing; it lists {len(failed)}:\n{text[:3000]}"
+    )
     assert "NotImplementedError" in text, f"the failures should come from the unanswered cells:\n{text[:3000]}"
     # The message is what the student reads first (issue 14): each named mistake's hint in full (wrapped, never
     # cut with "..."), and neither the grader's frames nor a file path.
@@ -148,8 +161,10 @@ def test_validate_solved_exercise_succeeds_with_every_cell_run(page, lab):
 
 
 def _notebook_draws_figures(path) -> bool:
-    return any(c.cell_type == "code" and re.search(r"\bplt\.|\bmatplotlib\b", c.source)
-               for c in nbformat.read(path, as_version=4).cells)
+    return any(
+        c.cell_type == "code" and re.search(r"\bplt\.|\bmatplotlib\b", c.source)
+        for c in nbformat.read(path, as_version=4).cells
+    )
 
 
 def test_lecture1_attention_explorer_renders_and_reacts(page, lab, course):
@@ -162,12 +177,15 @@ def test_lecture1_attention_explorer_renders_and_reacts(page, lab, course):
     assert not nb.cells_not_run(), f"{LECTURE1}: Run All did not reach code cells {nb.cells_not_run()}"
     if _notebook_draws_figures(course / LECTURE1):
         assert nb.panel.locator(".jp-OutputArea-output.jp-RenderedImage img").count() >= 1, (
-            f"{LECTURE1} plots with matplotlib but no figure appeared in JupyterLab (a non-inline MPLBACKEND?)")
+            f"{LECTURE1} plots with matplotlib but no figure appeared in JupyterLab (a non-inline MPLBACKEND?)"
+        )
 
     # vitkit.widgets.attention_explorer marks its parts with CSS classes for this test.
     explorers = nb.panel.locator(".jp-OutputArea-output .vitkit-attention-explorer")
-    assert explorers.count() >= 1, (f"{LECTURE1}: no attention explorer rendered (ipywidgets front-end missing or "
-                                    f"not matching?); the outputs read:\n{outputs[-3000:]}")
+    assert explorers.count() >= 1, (
+        f"{LECTURE1}: no attention explorer rendered (ipywidgets front-end missing or "
+        f"not matching?); the outputs read:\n{outputs[-3000:]}"
+    )
     explorer = explorers.first
     query = explorer.locator(".vitkit-query select")
     scale = explorer.locator(".vitkit-scale input[type=checkbox]")

@@ -56,23 +56,41 @@ def hostile_extras(root: Path, release: dict) -> tuple[dict[str, bytes], dict[st
 
     writer = builders.MEAN + "".join(
         f"try:\n    open({str(p)!r}, 'a').write('graded by me')\nexcept Exception as err:\n    print('blocked', err)\n"
-        for p in (root / "gradebook.db", root / "submitted" / "correct" / "fx" / "fx.ipynb", root / "solutions" / "fx" / "fx.ipynb"))
+        for p in (
+            root / "gradebook.db",
+            root / "submitted" / "correct" / "fx" / "fx.ipynb",
+            root / "solutions" / "fx" / "fx.ipynb",
+        )
+    )
     spawner = builders.MEAN + (
         "import subprocess, os\n"
         f"subprocess.Popen(['sleep', '{MARKER}'], start_new_session=True)\n"
         "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-        f"        os.execvp('sleep', ['sleep', '{MARKER}'])\n    os._exit(0)\n")
+        f"        os.execvp('sleep', ['sleep', '{MARKER}'])\n    os._exit(0)\n"
+    )
     members = {
         "notjson_2001_6001_fx.ipynb": b"this is not a notebook {",
         "renamed_2002_6002_my homework.ipynb": json.dumps(builders.submission(release, ans)).encode(),
         "resubmit_2003_6003_fx-1.ipynb": json.dumps(builders.submission(release, ans)).encode(),
         "edited_2004_6004_fx.ipynb": json.dumps(builders.submission(release, wrong_add, edit_tests)).encode(),
         "deleted_2005_6005_fx.ipynb": json.dumps(builders.submission(release, ans, delete_test)).encode(),
-        "writer_2006_6006_fx.ipynb": json.dumps(builders.submission(release, {"add": builders.ADD, "mean": writer})).encode(),
-        "spawner_2007_6007_fx.ipynb": json.dumps(builders.submission(release, {"add": builders.ADD, "mean": spawner})).encode(),
+        "writer_2006_6006_fx.ipynb": json.dumps(
+            builders.submission(release, {"add": builders.ADD, "mean": writer})
+        ).encode(),
+        "spawner_2007_6007_fx.ipynb": json.dumps(
+            builders.submission(release, {"add": builders.ADD, "mean": spawner})
+        ).encode(),
         "stray_2008_6008_notes.txt": b"my notes",
     }
-    expected = {"notjson": 0.0, "renamed": 5.0, "resubmit": 5.0, "edited": 3.0, "deleted": 2.0, "writer": 5.0, "spawner": 5.0}
+    expected = {
+        "notjson": 0.0,
+        "renamed": 5.0,
+        "resubmit": 5.0,
+        "edited": 3.0,
+        "deleted": 2.0,
+        "writer": 5.0,
+        "spawner": 5.0,
+    }
     return members, expected
 
 
@@ -125,16 +143,22 @@ def test_hostile_submissions_are_graded_with_their_reason(graded_class):
     # Flagged, and still graded: what its honest cells earn (add wrong, mean right); the instructor decides.
     assert by["patcher"].status == "graded" and any("builtins.AssertionError" in f for f in by["patcher"].flags)
     assert by["memory"].mistakes == {"fx": {}}  # MemoryError in its own cell; its answers still pass
-    assert all(r.sandbox.startswith("kernel as uid ") for r in results if r.status == "graded"), {r.sandbox for r in results}
+    assert all(r.sandbox.startswith("kernel as uid ") for r in results if r.status == "graded"), {
+        r.sandbox for r in results
+    }
 
 
 def test_nothing_outside_a_submissions_copy_is_written_and_no_process_survives(graded_class):
     course, _, results, _, protected = graded_class
     assert {p: tree_hash(p) for p in protected} == protected
     writer = next(r for r in results if r.student == "writer")
-    assert json.loads(writer.notebooks["fx"])  # it ran (flagged for the instructor: it names grading files); its writes were refused
+    assert json.loads(
+        writer.notebooks["fx"]
+    )  # it ran (flagged for the instructor: it names grading files); its writes were refused
     assert writer.status == "graded" and any("gradebook.db" in f for f in writer.flags), writer.flags
-    assert "blocked" in writer.notebooks["fx"].decode() and "graded by me" not in course.gradebook.read_bytes().decode(errors="replace")
+    assert "blocked" in writer.notebooks["fx"].decode() and "graded by me" not in course.gradebook.read_bytes().decode(
+        errors="replace"
+    )
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert f"sleep {MARKER}" not in ps
 
@@ -142,7 +166,9 @@ def test_nothing_outside_a_submissions_copy_is_written_and_no_process_survives(g
 def test_mistakes_are_recorded_per_question(graded_class):
     course, _, results, _, _ = graded_class
     by = {r.student: r for r in results}
-    assert by["partial"].mistakes["fx"] == {"test_mean": [["wrong_shape", by["partial"].mistakes["fx"]["test_mean"][0][1]]]}
+    assert by["partial"].mistakes["fx"] == {
+        "test_mean": [["wrong_shape", by["partial"].mistakes["fx"]["test_mean"][0][1]]]
+    }
     assert by["blank"].mistakes["fx"]["test_add"][0] == ["other", "NotImplementedError"]
     assert by["correct"].mistakes == {"fx": {}}
 
@@ -168,7 +194,9 @@ def test_report_counts_mistakes_per_question(graded_class):
     count = {(r["question"], r["mistake"]): int(r["students"]) for r in rows}
     graded = [r for r in results if r.status == "graded"]
     assert count[("test_mean", "wrong_shape")] == 1  # partial
-    assert count[("test_add", "not_close")] == 3  # hidden (hidden test), edited (visible test restored), patcher (flagged, graded)
+    assert (
+        count[("test_add", "not_close")] == 3
+    )  # hidden (hidden test), edited (visible test restored), patcher (flagged, graded)
     assert count[("test_add", "other: NotImplementedError")] == 1  # blank
     assert all(float(r["share"]) == round(int(r["students"]) / len(graded), 4) for r in rows)
     text = page.read_text()
@@ -179,24 +207,30 @@ def test_autograde_again_gives_the_same_grades_and_leaves_submitted_alone(graded
     course, _, results, _, protected = graded_class
     # Already graded and unchanged: nothing to do without --force.
     assert grade.autograde(course, ["fx"], jobs=1, limits=LIMITS, progress=False, students=["partial", "hidden"]) == []
-    again = grade.autograde(course, ["fx"], jobs=1, limits=LIMITS, progress=False, students=["partial", "hidden", "patcher"],
-                            force=True)
+    again = grade.autograde(
+        course, ["fx"], jobs=1, limits=LIMITS, progress=False, students=["partial", "hidden", "patcher"], force=True
+    )
     first = {r.student: (r.status, r.scores, r.mistakes) for r in results}
-    assert {r.student: (r.status, r.scores, r.mistakes) for r in again} == {s: first[s] for s in ("partial", "hidden", "patcher")}
+    assert {r.student: (r.status, r.scores, r.mistakes) for r in again} == {
+        s: first[s] for s in ("partial", "hidden", "patcher")
+    }
     assert tree_hash(course.submitted) == protected[course.submitted]
 
 
-@pytest.mark.parametrize("source, flagged", [
-    ("import torch\ntorch.testing.assert_close = lambda *a, **k: None", True),
-    ("import numpy as np\nnp.testing.assert_allclose = print", True),
-    ("from vitkit import grading\ngrading.check_close = lambda *a, **k: None", True),
-    ("import vitkit.grading as g\nsetattr(g, 'check_close', None)", True),
-    ("import sys\nsys.modules['vitkit.grading'].check_close = 1", True),
-    ("import importlib\nimportlib.reload(x)", True),
-    ("torch.testing.__dict__['assert_close'] = None", True),
-    ("def attention(q, k, v):\n    scores = q @ k.T\n    return scores.softmax(-1) @ v", False),
-    ("x = {}\nx['a'] = 1\nmodel.weight = 3", False),
-])
+@pytest.mark.parametrize(
+    "source, flagged",
+    [
+        ("import torch\ntorch.testing.assert_close = lambda *a, **k: None", True),
+        ("import numpy as np\nnp.testing.assert_allclose = print", True),
+        ("from vitkit import grading\ngrading.check_close = lambda *a, **k: None", True),
+        ("import vitkit.grading as g\nsetattr(g, 'check_close', None)", True),
+        ("import sys\nsys.modules['vitkit.grading'].check_close = 1", True),
+        ("import importlib\nimportlib.reload(x)", True),
+        ("torch.testing.__dict__['assert_close'] = None", True),
+        ("def attention(q, k, v):\n    scores = q @ k.T\n    return scores.softmax(-1) @ v", False),
+        ("x = {}\nx['a'] = 1\nmodel.weight = 3", False),
+    ],
+)
 def test_static_scan_flags_tampering_patterns(source, flagged):
     assert bool(scan_for_tampering([source])) is flagged
 
@@ -205,7 +239,9 @@ def test_cli_registers_course_and_check():
     from vitkit.cli import COMMANDS, build_parser
 
     assert COMMANDS["course"][0] == "vitkit.course" and COMMANDS["check"][0] == "vitkit.course.check"
-    args = build_parser(["course", "autograde", "fx", "--jobs", "2"]).parse_args(["course", "autograde", "fx", "--jobs", "2"])
+    args = build_parser(["course", "autograde", "fx", "--jobs", "2"]).parse_args(
+        ["course", "autograde", "fx", "--jobs", "2"]
+    )
     assert args.action == "autograde" and args.jobs == 2 and args.ps == ["fx"]
 
 
@@ -230,7 +266,12 @@ def test_every_problem_set_solution_gets_full_marks_in_the_sandbox(tmp_path):
     assert sorted(r.ps for r in results) == pss
     for r in results:
         top = sum(t for cells in r.scores.values() for _, t in cells.values())
-        assert (r.status, r.reason, r.mistakes) == ("graded", "", {r.ps: {}}), (r.ps, r.reason, r.mistakes, r.log_tail[-2000:])
+        assert (r.status, r.reason, r.mistakes) == ("graded", "", {r.ps: {}}), (
+            r.ps,
+            r.reason,
+            r.mistakes,
+            r.log_tail[-2000:],
+        )
         assert top > 0 and r.score == top, (r.ps, r.scores)
         if os.geteuid() == 0:
             assert r.sandbox.startswith("kernel as uid "), r.sandbox

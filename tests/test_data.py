@@ -13,7 +13,6 @@ import torch
 
 from vitkit.data import Augment, FolderSplit, Split, TensorLoader, default_augment, load_dataset, make_loader
 
-
 # ----------------------------------------------------------------------------- mnist5k and digits
 
 
@@ -97,12 +96,18 @@ def test_idx_files_load_through_torchvision_readers(tmp_path, name, folder, comp
     rng = np.random.default_rng(0)
     train_x, test_x = rng.integers(0, 256, (40, 28, 28)), rng.integers(0, 256, (10, 28, 28))
     train_y, test_y = np.arange(40) % 10, np.arange(10)
-    for stem, arr in (("train-images-idx3-ubyte", train_x), ("train-labels-idx1-ubyte", train_y),
-                      ("t10k-images-idx3-ubyte", test_x), ("t10k-labels-idx1-ubyte", test_y)):
+    for stem, arr in (
+        ("train-images-idx3-ubyte", train_x),
+        ("train-labels-idx1-ubyte", train_y),
+        ("t10k-images-idx3-ubyte", test_x),
+        ("t10k-labels-idx1-ubyte", test_y),
+    ):
         _write_idx(raw / stem, arr, compress)
     data = load_dataset(name, root=tmp_path, val_size=10)
     assert (len(data.train), len(data.val), len(data.test)) == (30, 10, 10)
-    assert torch.allclose(data.denormalize(data.test.images)[:, 0] * 255, torch.tensor(test_x, dtype=torch.float32), atol=1e-3)
+    assert torch.allclose(
+        data.denormalize(data.test.images)[:, 0] * 255, torch.tensor(test_x, dtype=torch.float32), atol=1e-3
+    )
     assert data.test.labels.tolist() == test_y.tolist()
     assert len(data.classes) == 10 and (data.classes[0] == "T-shirt/top") == (name == "fashion_mnist")
 
@@ -127,7 +132,10 @@ def test_cifar10_python_batches_load(tmp_path):
     rng = np.random.default_rng(0)
     batches = {}
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batches[name] = {"data": rng.integers(0, 256, (6, 3072), dtype=np.uint8), "labels": list(rng.integers(0, 10, 6))}
+        batches[name] = {
+            "data": rng.integers(0, 256, (6, 3072), dtype=np.uint8),
+            "labels": list(rng.integers(0, 10, 6)),
+        }
         _write_pickle(folder / name, batches[name])
     _write_pickle(folder / "batches.meta", {"label_names": [f"c{i}" for i in range(10)]})
     data = load_dataset("cifar10", root=tmp_path, val_size=0)
@@ -142,8 +150,17 @@ def test_cifar100_uses_fine_labels(tmp_path):
     folder.mkdir()
     rng = np.random.default_rng(1)
     for name in ("train", "test"):
-        _write_pickle(folder / name, {"data": rng.integers(0, 256, (8, 3072), dtype=np.uint8), "fine_labels": list(range(8)), "coarse_labels": [0] * 8})
-    _write_pickle(folder / "meta", {"fine_label_names": [f"f{i}" for i in range(100)], "coarse_label_names": ["x"] * 20})
+        _write_pickle(
+            folder / name,
+            {
+                "data": rng.integers(0, 256, (8, 3072), dtype=np.uint8),
+                "fine_labels": list(range(8)),
+                "coarse_labels": [0] * 8,
+            },
+        )
+    _write_pickle(
+        folder / "meta", {"fine_label_names": [f"f{i}" for i in range(100)], "coarse_label_names": ["x"] * 20}
+    )
     data = load_dataset("cifar100", root=tmp_path, val_size=2)
     assert len(data.classes) == 100 and data.test.labels.tolist() == list(range(8)) and len(data.train) == 6
 
@@ -203,11 +220,17 @@ def test_translation_shifts_whole_images_and_fills_with_black():
     images = data.train.images[:64]
     out = Augment(translate=2)(images, data.mean, data.std, torch.Generator().manual_seed(0))
     assert out.shape == images.shape
-    black = (-data.mean[0] / data.std[0])
+    black = -data.mean[0] / data.std[0]
     pixels_in, pixels_out = data.denormalize(images), data.denormalize(out)
     for a, b, x in zip(pixels_in[:, 0], pixels_out[:, 0], out[:, 0]):
-        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
-                 if torch.allclose(torch.roll(torch.nn.functional.pad(a, (2, 2, 2, 2)), (dy, dx), (0, 1))[2:-2, 2:-2], b, atol=1e-5)]
+        found = [
+            (dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+            if torch.allclose(
+                torch.roll(torch.nn.functional.pad(a, (2, 2, 2, 2)), (dy, dx), (0, 1))[2:-2, 2:-2], b, atol=1e-5
+            )
+        ]
         assert found, "each augmented image is its original shifted by at most 2 pixels"
         assert x.min() >= black - 1e-5
     assert not torch.allclose(out, images)
@@ -253,5 +276,7 @@ def test_tensor_loader_shards_are_disjoint_covering_and_reshuffled_each_epoch():
 
 def test_evaluation_loader_gives_each_rank_every_nth_image():
     split = Split(torch.randn(10, 1, 4, 4), torch.arange(10))
-    got = [torch.cat([labels for _, labels, _ in TensorLoader(split, 3, rank=r, world_size=3)]).tolist() for r in range(3)]
+    got = [
+        torch.cat([labels for _, labels, _ in TensorLoader(split, 3, rank=r, world_size=3)]).tolist() for r in range(3)
+    ]
     assert got == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     # tiny models gain nothing from a second thread, and on a busy machine two threads wait on each other
@@ -29,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 TINY = dict(img_size=8, patch_size=2, in_chans=1, num_classes=10, dim=32, depth=2, num_heads=2, mlp_ratio=2.0)
 # no augmentation randomness, 128 training images = 4 global batches of 32 per epoch
-SETTINGS = dict(epochs=3, batch_size=32, lr=2e-3, warmup=0.5, label_smoothing=0.1, augment=False, device="cpu", progress=False)
+SETTINGS = dict(
+    epochs=3, batch_size=32, lr=2e-3, warmup=0.5, label_smoothing=0.1, augment=False, device="cpu", progress=False
+)
 
 
 def _data():
@@ -67,7 +70,9 @@ def worker(out: str, epochs: int, resume: bool, stall: bool) -> None:
         if stall and len(history) >= 2:
             time.sleep(120)  # rank 0 stalls in epoch 2 before its checkpoint; the test kills the run
 
-    history = fit(model, data, **{**SETTINGS, "epochs": epochs}, checkpoint=out / "ckpt" / "checkpoint.pt", resume=resume, log=log)
+    history = fit(
+        model, data, **{**SETTINGS, "epochs": epochs}, checkpoint=out / "ckpt" / "checkpoint.pt", resume=resume, log=log
+    )
     rank, world = dist.get_rank(), dist.get_world_size()
     shards = {}
     for epoch in (0, 1):
@@ -90,14 +95,35 @@ def worker(out: str, epochs: int, resume: bool, stall: bool) -> None:
         dropped.drop.register_forward_hook(lambda m, i, o: seen.append(((o == 0) & (i[0] != 0)).flatten().tolist()))
         fit(dropped, data, **{**SETTINGS, "epochs": 1}, max_steps=1)
         masks = seen[0]
-    (out / f"rank{rank}.json").write_text(json.dumps({"world": world, "history": history.as_dict(), "shards": shards,
-                                                        "test": evaluate(model, data.test, batch_size=50), "masks": masks}))
+    (out / f"rank{rank}.json").write_text(
+        json.dumps(
+            {
+                "world": world,
+                "history": history.as_dict(),
+                "shards": shards,
+                "test": evaluate(model, data.test, batch_size=50),
+                "masks": masks,
+            }
+        )
+    )
 
 
 def _torchrun(out: Path, epochs: int, resume: bool = False, stall: bool = False, wait: bool = True):
-    cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", str(Path(__file__).resolve()), str(out), str(epochs), str(int(resume)), str(int(stall))]
+    cmd = [
+        str(TORCHRUN),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(Path(__file__).resolve()),
+        str(out),
+        str(epochs),
+        str(int(resume)),
+        str(int(stall)),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     if wait:
         output, _ = proc.communicate(timeout=240)
         assert proc.returncode == 0, output[-3000:]
@@ -133,7 +159,9 @@ def test_two_processes_match_one_process_with_the_same_global_batch(straight):
     history = fit(model, _data(), **SETTINGS)
     ddp = _params(straight / "rank0.pt")
     for name, value in model.state_dict().items():
-        assert torch.allclose(value, ddp[name], atol=1e-4, rtol=0), f"{name}: max difference {(value - ddp[name]).abs().max():.2e}"
+        assert torch.allclose(value, ddp[name], atol=1e-4, rtol=0), (
+            f"{name}: max difference {(value - ddp[name]).abs().max():.2e}"
+        )
     record = json.loads((straight / "rank0.json").read_text())
     assert record["world"] == 2
     # metrics are summed over ranks: every training and validation image counted once, as in one process
@@ -150,7 +178,9 @@ def test_a_resnet_with_batchnorm_in_two_processes_matches_one_process_with_the_g
     a, b = _params(straight / "cnn0.pt"), _params(straight / "cnn1.pt")
     for name, value in cnn.state_dict().items():  # weights and BatchNorm's running statistics
         assert torch.equal(a[name], b[name]), name
-        assert torch.allclose(value.float(), a[name].float(), atol=1e-4, rtol=0), f"{name}: max difference {(value - a[name]).abs().max():.2e}"
+        assert torch.allclose(value.float(), a[name].float(), atol=1e-4, rtol=0), (
+            f"{name}: max difference {(value - a[name]).abs().max():.2e}"
+        )
 
 
 @pytest.mark.slow

@@ -47,8 +47,12 @@ def fake_cuda(monkeypatch, capability=(8, 0), gpus=1, bf16_emulated=True):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: f"Fake GPU sm_{capability[0]}{capability[1]}")
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_emulated)  # True on a T4: emulation counts
+    monkeypatch.setattr(
+        torch.cuda, "get_device_name", lambda device=None: f"Fake GPU sm_{capability[0]}{capability[1]}"
+    )
+    monkeypatch.setattr(
+        torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_emulated
+    )  # True on a T4: emulation counts
 
 
 def torchrun_env(monkeypatch, world, local_rank=0, local_world=None):
@@ -61,15 +65,18 @@ def torchrun_env(monkeypatch, world, local_rank=0, local_world=None):
 # ----------------------------------------------------------------------------- precision and device choice
 
 
-@pytest.mark.parametrize("capability, expected", [
-    ((6, 1), "fp32"),  # GTX 10xx: fp16 at 1/64 of the fp32 rate
-    ((6, 0), "fp16"),  # P100
-    ((7, 0), "fp16"),  # V100
-    ((7, 5), "fp16"),  # T4, RTX 20xx: is_bf16_supported() says True (emulated)
-    ((8, 0), "bf16"),  # A100
-    ((8, 6), "bf16"),  # RTX 30xx
-    ((9, 0), "bf16"),  # H100
-])
+@pytest.mark.parametrize(
+    "capability, expected",
+    [
+        ((6, 1), "fp32"),  # GTX 10xx: fp16 at 1/64 of the fp32 rate
+        ((6, 0), "fp16"),  # P100
+        ((7, 0), "fp16"),  # V100
+        ((7, 5), "fp16"),  # T4, RTX 20xx: is_bf16_supported() says True (emulated)
+        ((8, 0), "bf16"),  # A100
+        ((8, 6), "bf16"),  # RTX 30xx
+        ((9, 0), "bf16"),  # H100
+    ],
+)
 def test_auto_precision_follows_the_compute_capability_not_emulated_bf16(monkeypatch, capability, expected):
     fake_cuda(monkeypatch, capability)
     assert resolve_precision("auto", torch.device("cuda", 0)) == expected
@@ -91,7 +98,9 @@ def test_fp16_precision_trains_with_an_enabled_gradient_scaler(monkeypatch, digi
         return scalers[-1]
 
     monkeypatch.setattr(torch.amp, "GradScaler", recording)
-    history = fit(tiny_vit(), digits, epochs=1, batch_size=64, max_steps=3, device="cpu", precision="fp16", progress=False)
+    history = fit(
+        tiny_vit(), digits, epochs=1, batch_size=64, max_steps=3, device="cpu", precision="fp16", progress=False
+    )
     assert math.isfinite(history.train_loss[0]) and scalers[0].is_enabled()
 
 
@@ -129,8 +138,15 @@ class SyncCounter(TorchDispatchMode):
     """Counts what makes the host wait for (or feed) a GPU: reading a value (item, bool, int), data-dependent
     shapes (nonzero), tensors made from Python data (a host-to-device copy on a GPU), and ``tolist``."""
 
-    WAITS = {"aten._local_scalar_dense", "aten.nonzero", "aten.masked_select", "aten.lift_fresh", "aten.lift_fresh_copy",
-             "aten._assert_async", "aten.equal"}
+    WAITS = {
+        "aten._local_scalar_dense",
+        "aten.nonzero",
+        "aten.masked_select",
+        "aten.lift_fresh",
+        "aten.lift_fresh_copy",
+        "aten._assert_async",
+        "aten.equal",
+    }
 
     def __init__(self):
         super().__init__()
@@ -165,10 +181,24 @@ def count_syncs(monkeypatch, run) -> SyncCounter:
 def test_host_device_waits_per_epoch_do_not_grow_with_the_steps(monkeypatch, digits, precision, capsys):
     def waits(steps):
         # the progress bar on, augmentation on (shifts): every per-step wait there is counted
-        return count_syncs(monkeypatch, lambda: fit(tiny_vit(), digits, epochs=1, batch_size=32, max_steps=steps, device="cpu",
-                                                    precision=precision, progress=True)).names
+        return count_syncs(
+            monkeypatch,
+            lambda: fit(
+                tiny_vit(),
+                digits,
+                epochs=1,
+                batch_size=32,
+                max_steps=steps,
+                device="cpu",
+                precision=precision,
+                progress=True,
+            ),
+        ).names
+
     few, many = waits(2), waits(8)
-    assert len(few) == len(many), f"{len(few)} waits in 2 steps, {len(many)} in 8: per-step waits {sorted(set(many) - set(few)) or many}"
+    assert len(few) == len(many), (
+        f"{len(few)} waits in 2 steps, {len(many)} in 8: per-step waits {sorted(set(many) - set(few)) or many}"
+    )
 
 
 def test_evaluate_waits_once_whatever_the_number_of_batches(monkeypatch, digits):
@@ -215,14 +245,23 @@ def test_an_image_folder_is_kept_on_disk_by_its_size_not_its_count(monkeypatch, 
     from test_data import _write_pngs
 
     _write_pngs(tmp_path / "pets", per_class=5, size=8)
-    monkeypatch.setattr(data_module.formats, "IN_MEMORY_BYTES", 10 * 3 * 8 * 8 * 4 - 1)  # 10 images are one byte too many
+    monkeypatch.setattr(
+        data_module.formats, "IN_MEMORY_BYTES", 10 * 3 * 8 * 8 * 4 - 1
+    )  # 10 images are one byte too many
     data = load_dataset(f"imagefolder:{tmp_path / 'pets'}", val_size=2)
     assert isinstance(data.train, data_module.FolderSplit)
 
 
 def test_batches_and_augmentation_statistics_live_on_the_device_of_the_data(digits):
-    loader = TensorLoader(digits.train, 32, shuffle=True, augment=data_module.Augment(translate=1), mean=digits.mean, std=digits.std,
-                          device="meta")
+    loader = TensorLoader(
+        digits.train,
+        32,
+        shuffle=True,
+        augment=data_module.Augment(translate=1),
+        mean=digits.mean,
+        std=digits.std,
+        device="meta",
+    )
     assert loader.mean.device.type == loader.std.device.type == "meta"  # made once on the device, not per batch
     images, labels, real = next(iter(TensorLoader(digits.train, 32, shuffle=True, device="meta")))
     assert images.device.type == labels.device.type == real.device.type == "meta"
@@ -255,8 +294,14 @@ def test_cuda_tuning_is_on_during_fit_and_restored_after():
     cnn = create_model("resnet_mnist", img_size=8, widths=(8,))
     before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
     with train_module._device_tuning(cnn, torch.device("cuda", 0)):
-        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32 and torch.backends.cudnn.benchmark
-    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark) == before
+        assert (
+            torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32 and torch.backends.cudnn.benchmark
+        )
+    assert (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cudnn.benchmark,
+    ) == before
     assert cnn.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
     with train_module._device_tuning(cnn, torch.device("cpu")):
         assert torch.backends.cuda.matmul.allow_tf32 == before[0]
@@ -285,7 +330,10 @@ def test_fit_resumes_a_checkpoint_saved_with_two_gpus_on_a_machine_with_one(monk
     settings = dict(epochs=2, batch_size=64, max_steps=2, device="cpu", progress=False, checkpoint=tmp_path / "run.pt")
     fit(tiny_vit(), digits, **{**settings, "epochs": 1})
     state = torch.load(tmp_path / "run.pt", weights_only=True)
-    state["rng"][0]["cuda"] = [torch.zeros(16, dtype=torch.uint8), torch.ones(16, dtype=torch.uint8)]  # as two GPUs saved it
+    state["rng"][0]["cuda"] = [
+        torch.zeros(16, dtype=torch.uint8),
+        torch.ones(16, dtype=torch.uint8),
+    ]  # as two GPUs saved it
     torch.save(state, tmp_path / "run.pt")
     restored = []
 
@@ -346,8 +394,16 @@ def test_compile_makes_one_training_graph_and_compiles_validation(digits):
 
     # 300 training images in batches of 64: the fifth batch has 44; the validation split (60) is one batch of 256
     train = Split(digits.train.images[:300], digits.train.labels[:300])
-    history = fit(tiny_vit(), (train, digits.val), epochs=2, batch_size=64, device="cpu", compile=counting_backend,
-                  progress=False, augment=False)
+    history = fit(
+        tiny_vit(),
+        (train, digits.val),
+        epochs=2,
+        batch_size=64,
+        device="cpu",
+        compile=counting_backend,
+        progress=False,
+        augment=False,
+    )
     torch._dynamo.reset()
     assert math.isfinite(history.val_loss[-1])
     assert sorted(graphs) == ["eval", "train"], graphs
@@ -397,7 +453,9 @@ class NoFloat64(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         if isinstance(out, torch.Tensor) and out.dtype == torch.float64 and out.device.type == "meta":
-            raise TypeError(f"{func}: Cannot convert a MPS Tensor to float64 dtype as the MPS framework doesn't support float64")
+            raise TypeError(
+                f"{func}: Cannot convert a MPS Tensor to float64 dtype as the MPS framework doesn't support float64"
+            )
         return out
 
 
@@ -438,8 +496,13 @@ def test_robustness_curve_waits_once_per_severity_not_per_batch(monkeypatch, dig
 
     def probe(images, severity, generator=None):  # damage made on the host, as the real probes do
         return images + severity
-    few = count_syncs(monkeypatch, lambda: robustness_curve(model, images, labels, probe, [0.0, 0.5], batch_size=120)).count
-    many = count_syncs(monkeypatch, lambda: robustness_curve(model, images, labels, probe, [0.0, 0.5], batch_size=20)).count
+
+    few = count_syncs(
+        monkeypatch, lambda: robustness_curve(model, images, labels, probe, [0.0, 0.5], batch_size=120)
+    ).count
+    many = count_syncs(
+        monkeypatch, lambda: robustness_curve(model, images, labels, probe, [0.0, 0.5], batch_size=20)
+    ).count
     assert few == many
 
 
@@ -478,7 +541,9 @@ def test_lectures_not_run_on_the_pretend_gpu_never_ask_for_a_device():
             continue
         code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
         for word in ("fit(", "device", "tutorial.", ".cuda", "resolve_"):
-            assert word not in code, f"{path.name} uses {word!r}: add it to ON_DEVICE so that it runs on the pretend GPU"
+            assert word not in code, (
+                f"{path.name} uses {word!r}: add it to ON_DEVICE so that it runs on the pretend GPU"
+            )
 
 
 @pytest.mark.slow
@@ -492,8 +557,12 @@ def test_lecture_hands_data_to_a_gpu_model_and_results_back(name, tmp_path):
 
     path = ROOT / "lectures" / name
     nb = nbformat.read(path, as_version=4)
-    nb.cells.insert(0, nbformat.v4.new_code_cell(
-        f"import sys\nsys.path.insert(0, {str(ROOT / 'tests')!r})\nimport fake_gpu\nfake_gpu.install()"))
+    nb.cells.insert(
+        0,
+        nbformat.v4.new_code_cell(
+            f"import sys\nsys.path.insert(0, {str(ROOT / 'tests')!r})\nimport fake_gpu\nfake_gpu.install()"
+        ),
+    )
     copy = tmp_path / path.name
     nbformat.write(nb, copy)
     executed = run_notebook(copy)

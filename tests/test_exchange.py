@@ -26,7 +26,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "course"))
 import builders  # noqa: E402
 
-from vitkit.course import exchange, feedback as feedback_mod, grade, main  # noqa: E402
+from vitkit.course import exchange, grade, main  # noqa: E402
+from vitkit.course import feedback as feedback_mod
 from vitkit.course.paths import Course  # noqa: E402
 from vitkit.course.sandbox import Limits  # noqa: E402
 
@@ -54,10 +55,24 @@ class Student:
         home.mkdir(parents=True)
 
     def nbgrader(self, *args: str) -> str:
-        env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"], HOME=str(self.home))
-        proc = subprocess.run([NBGRADER, *args, "--course=vitkit", f"--Exchange.root={self.root}",
-                               f"--Exchange.cache={self.home / 'cache'}", f"--student={self.name}"],
-                              cwd=self.home, env=env, capture_output=True, text=True, timeout=120)
+        env = dict(
+            os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"], HOME=str(self.home)
+        )
+        proc = subprocess.run(
+            [
+                NBGRADER,
+                *args,
+                "--course=vitkit",
+                f"--Exchange.root={self.root}",
+                f"--Exchange.cache={self.home / 'cache'}",
+                f"--student={self.name}",
+            ],
+            cwd=self.home,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, f"nbgrader {args} as {self.name}:\n{proc.stdout}\n{proc.stderr}"
         return proc.stdout + proc.stderr
 
@@ -125,6 +140,8 @@ def test_the_export_holds_both_grades_and_the_missing_student(classroom):
     course = classroom[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rows = {r["student"]: r for r in csv.DictReader(feedback_mod.export(course, course.reports / "grades.csv").open())}
+        rows = {
+            r["student"]: r for r in csv.DictReader(feedback_mod.export(course, course.reports / "grades.csv").open())
+        }
     assert {s: rows[s]["fx"] for s in rows} == {"alice": "5.0", "bob": "3.0", "carol": "0.0"}
     assert exchange.inbound(course, "fx", str(classroom[1])).keys() == {"alice", "bob"}

@@ -56,7 +56,9 @@ def test_a_softmax_mistake_costs_softmax_only_and_the_notebook_keeps_its_own_sof
 
 
 def test_the_notebook_gets_its_names_back_when_a_check_fails():
-    nb = _notebook(WRONG_SOFTMAX_AND_RIGHT_ATTENTION.replace("return weights @ value, weights", "return weights, weights @ value"))
+    nb = _notebook(
+        WRONG_SOFTMAX_AND_RIGHT_ATTENTION.replace("return weights @ value, weights", "return weights, weights @ value")
+    )
     own = nb["softmax"]
     with pytest.raises(Mistake) as err:
         ps1.check_self_attention(nb["self_attention"])
@@ -125,7 +127,9 @@ def test_a_failure_shows_the_whole_hint_wrapped_without_paths():
     text = " ".join(lines)
     assert all(len(line) <= WIDTH for line in lines), lines
     assert err.value.info.hint.split()[-1] in text and f"[{err.value.code}]" in text
-    assert "/" not in text.replace(err.value.info.hint, "").replace(err.value.info.message, "").replace(err.value.detail, "")
+    assert "/" not in text.replace(err.value.info.hint, "").replace(err.value.info.message, "").replace(
+        err.value.detail, ""
+    )
     # the check's insides are gone (the wrapper's own frame sets __tracebackhide__, which IPython honours)
     assert not any(f.filename.endswith("grading/ps1.py") for f in traceback.extract_tb(err.value.__traceback__))
 
@@ -155,7 +159,9 @@ def test_one_verdict_on_position_grid_resampling_in_both_problem_sets(mode, code
         cls, grid = pos_embed[:, :1], pos_embed[:, 1:]
         h, dim = math.isqrt(grid.shape[1]), grid.shape[2]
         grid = grid.reshape(1, h, h, dim).permute(0, 3, 1, 2)
-        grid = F.interpolate(grid, size=(new_grid, new_grid), mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
+        grid = F.interpolate(
+            grid, size=(new_grid, new_grid), mode=mode, **({} if mode == "nearest" else {"align_corners": False})
+        )
         return torch.cat([cls, grid.permute(0, 2, 3, 1).reshape(1, -1, dim)], dim=1)
 
     for ps, check in (("ps3", ps3.check_resample), ("ps5", ps5.check_resample)):

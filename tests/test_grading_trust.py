@@ -31,16 +31,18 @@ from vitkit.course.sandbox import Limits  # noqa: E402
 LIMITS = Limits(timeout=20, memory_gb=2, output_mb=1, wall=120)
 ANSWERS = {"add": builders.ADD, "mean": builders.MEAN}
 ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not ROOT, reason="makes a private folder for another user / an ordinary user: needs root")
+needs_root = pytest.mark.skipif(
+    not ROOT, reason="makes a private folder for another user / an ordinary user: needs root"
+)
 pytestmark = pytest.mark.slow
 
 # A background process that outlives its cell and keeps trying to forge the grade, for ~60 s.
-_FORGER = '''
+_FORGER = """
 import os, subprocess, sys
 code = {code!r}
 subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-'''
-GRADEBOOK_ATTACK = '''
+"""
+GRADEBOOK_ATTACK = """
 import glob, sqlite3, time
 for _ in range(600):
     for db in glob.glob("/tmp/**/gradebook.db", recursive=True) + glob.glob("/root/**/gradebook.db", recursive=True):
@@ -49,8 +51,8 @@ for _ in range(600):
         except Exception:
             pass
     time.sleep(0.1)
-'''
-NOTEBOOK_ATTACK = '''
+"""
+NOTEBOOK_ATTACK = """
 import glob, json, time
 for _ in range(600):
     for path in glob.glob("/tmp/**/autograded/**/*.ipynb", recursive=True):
@@ -62,8 +64,8 @@ for _ in range(600):
         except Exception:
             pass
     time.sleep(0.1)
-'''
-GRADER_ATTACK = '''
+"""
+GRADER_ATTACK = """
 import os, signal, time
 for _ in range(300):
     for pid in os.listdir("/proc"):
@@ -74,7 +76,7 @@ for _ in range(300):
                 except Exception:
                     pass
     time.sleep(0.2)
-'''
+"""
 
 
 def make_class(root: Path, students: dict[str, dict]) -> Course:
@@ -114,8 +116,12 @@ def test_submissions_that_attack_grading_while_it_runs_get_what_their_honest_cel
     course = make_class(tmp_path / "course", attacks)
     results = grade.autograde(course, ["fx"], limits=LIMITS, progress=False)
     got = scores(results)
-    assert got == {"gradebook": ("graded", 0.0), "notebook": ("graded", 2.0), "grader": ("graded", 5.0),
-                   "honest": ("graded", 5.0)}, {r.student: (r.reason, r.log_tail[-1500:]) for r in results}
+    assert got == {
+        "gradebook": ("graded", 0.0),
+        "notebook": ("graded", 2.0),
+        "grader": ("graded", 5.0),
+        "honest": ("graded", 5.0),
+    }, {r.student: (r.reason, r.log_tail[-1500:]) for r in results}
     assert exported(course) == {"gradebook": "0.0", "notebook": "2.0", "grader": "5.0", "honest": "5.0"}
     out = subprocess.run(["pgrep", "-f", "UPDATE grade SET|autograded/\\*\\*|SIGSTOP"], capture_output=True, text=True)
     assert out.stdout.strip() == "", "a process the student's code started survived grading"
@@ -139,12 +145,36 @@ def test_a_course_and_venv_inside_a_private_folder_grade_right_as_root(tmp_path)
     course = make_class(private / "course", {"correct": ANSWERS, "blank": {}, "half": {"add": builders.ADD}})
     python = str(private / "venv" / "bin" / "python")
     env = dict(os.environ, PATH=f"{private}/venv/bin:{os.environ['PATH']}")
-    out = subprocess.run(prefix + [python, "-m", "vitkit.cli", "course", "--root", course.root, "autograde", "fx",
-                                   "--timeout", "20", "--memory", "2"], capture_output=True, text=True, env=env, timeout=600)
+    out = subprocess.run(
+        prefix
+        + [
+            python,
+            "-m",
+            "vitkit.cli",
+            "course",
+            "--root",
+            course.root,
+            "autograde",
+            "fx",
+            "--timeout",
+            "20",
+            "--memory",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert exported(course) == {"correct": "5.0", "blank": "0.0", "half": "2.0"}, out.stdout + out.stderr
-    doctor = subprocess.run(prefix + [python, "-m", "vitkit.cli", "course", "--root", course.root, "doctor"],
-                            capture_output=True, text=True, env=env, timeout=120)
+    doctor = subprocess.run(
+        prefix + [python, "-m", "vitkit.cli", "course", "--root", course.root, "doctor"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert doctor.returncode == 0 and "ok   kernel" in doctor.stdout and "ok   hidden" in doctor.stdout, doctor.stdout
 
 
@@ -158,13 +188,28 @@ def public_interpreter(cmd: list[str]) -> list[str]:
     steps = [f'exec {3 + i}<"{h}"; mount -t tmpfs -o mode=0755 vk "{h}"' for i, h in enumerate(hidden)]
     for p in exposed:
         i = next(i for i, h in enumerate(hidden) if confine._under(p, h))
-        steps.append(f'mkdir -p "{p}" && mount --no-canonicalize --bind "/proc/self/fd/{3 + i}{p[len(hidden[i]):]}" "{p}"')
+        steps.append(
+            f'mkdir -p "{p}" && mount --no-canonicalize --bind "/proc/self/fd/{3 + i}{p[len(hidden[i]) :]}" "{p}"'
+        )
     return ["unshare", "--mount", "sh", "-c", "; ".join(steps + ['exec "$@"']), "sh", *cmd]
 
 
 def autograde_cli(course: Course, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "vitkit.cli", "course", "--root", course.root, "autograde", "fx", "--timeout", "20",
-            "--memory", "2", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "vitkit.cli",
+        "course",
+        "--root",
+        course.root,
+        "autograde",
+        "fx",
+        "--timeout",
+        "20",
+        "--memory",
+        "2",
+        *extra,
+    ]
 
 
 @needs_root
@@ -180,13 +225,24 @@ def test_an_ordinary_user_grades_right_in_their_private_home(tmp_path):
     try:
         course = make_class(root, {"correct": ANSWERS, "blank": {}, "half": {"add": builders.ADD}})
         subprocess.run(["chown", "-R", f"{name}:{name}", str(root)], check=True)
-        cmd = public_interpreter(["runuser", "-u", name, "--", "env", f"HOME={home}",
-                                  f"PATH={Path(sys.executable).parent}:/usr/bin:/bin", *autograde_cli(course)])
+        cmd = public_interpreter(
+            [
+                "runuser",
+                "-u",
+                name,
+                "--",
+                "env",
+                f"HOME={home}",
+                f"PATH={Path(sys.executable).parent}:/usr/bin:/bin",
+                *autograde_cli(course),
+            ]
+        )
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stdout + out.stderr
         records = grade.load_records(course, "fx")
-        assert {s: (r["status"], sum(v[0] for c in r["scores"].values() for v in c.values())) for s, r in records.items()} == \
-            {"correct": ("graded", 5.0), "blank": ("graded", 0.0), "half": ("graded", 2.0)}
+        assert {
+            s: (r["status"], sum(v[0] for c in r["scores"].values() for v in c.values())) for s, r in records.items()
+        } == {"correct": ("graded", 5.0), "blank": ("graded", 0.0), "half": ("graded", 2.0)}
         sandbox = {r["sandbox"] for r in records.values()}
         assert all(s.startswith("kernel in a nested user namespace") for s in sandbox), sandbox
     finally:
@@ -196,7 +252,9 @@ def test_an_ordinary_user_grades_right_in_their_private_home(tmp_path):
 def test_without_namespaces_grades_are_right_and_each_record_says_so(tmp_path):
     course = make_class(tmp_path / "course", {"correct": ANSWERS, "half": {"add": builders.ADD}})
     env = dict(os.environ, VITKIT_NO_NAMESPACES="1", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    out = subprocess.run(public_interpreter(autograde_cli(course)), capture_output=True, text=True, env=env, timeout=600)
+    out = subprocess.run(
+        public_interpreter(autograde_cli(course)), capture_output=True, text=True, env=env, timeout=600
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     records = grade.load_records(course, "fx")
     assert exported(course) == {"correct": "5.0", "half": "2.0"}
@@ -215,8 +273,11 @@ def test_an_unreachable_python_is_refused_up_front_and_never_recorded_as_zero(tm
     course = make_class(tmp_path / "course", {f"s{i}": ANSWERS for i in range(5)})
     real = confine.hidden_folders
     monkeypatch.setattr(confine, "kernel_paths", lambda: [])  # nothing bound back ...
-    monkeypatch.setattr(confine, "hidden_folders", lambda root, level: real(root, level) + [os.path.dirname(sys.base_prefix),
-                                                                                           os.path.dirname(sys.prefix)])
+    monkeypatch.setattr(
+        confine,
+        "hidden_folders",
+        lambda root, level: real(root, level) + [os.path.dirname(sys.base_prefix), os.path.dirname(sys.prefix)],
+    )
     with pytest.raises(SystemExit, match="grading cannot work here"):
         grade.autograde(course, ["fx"], limits=LIMITS, progress=False)
     assert grade.load_records(course, "fx") == {}
@@ -231,8 +292,9 @@ def test_an_unreachable_python_is_refused_up_front_and_never_recorded_as_zero(tm
         assert [s.id for s in gb.students if s.submissions] == []  # no score, not even a 0
     with pytest.warns(UserWarning, match="not graded"):
         assert set(exported(course).values()) == {""}
-    status = subprocess.run([sys.executable, "-m", "vitkit.cli", "course", "--root", course.root, "status"],
-                            capture_output=True, text=True)
+    status = subprocess.run(
+        [sys.executable, "-m", "vitkit.cli", "course", "--root", course.root, "status"], capture_output=True, text=True
+    )
     assert "not graded: " in status.stdout and "kernel did not start" in status.stdout, status.stdout
 
     monkeypatch.undo()  # the fix
@@ -247,7 +309,20 @@ def test_an_unreachable_python_is_refused_up_front_and_never_recorded_as_zero(tm
 def test_an_interrupted_batch_resumes_with_what_is_left_and_ends_with_the_same_grades(tmp_path):
     students = {f"s{i}": (ANSWERS if i % 2 else {"add": builders.ADD}) for i in range(6)}
     course = make_class(tmp_path / "course", students)
-    cmd = [sys.executable, "-m", "vitkit.cli", "course", "--root", course.root, "autograde", "fx", "--timeout", "20", "--memory", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vitkit.cli",
+        "course",
+        "--root",
+        course.root,
+        "autograde",
+        "fx",
+        "--timeout",
+        "20",
+        "--memory",
+        "2",
+    ]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     deadline = time.time() + 300

@@ -86,8 +86,13 @@ def _open_for_traversal(paths: list[Path]) -> list[tuple[Path, int]]:
 
 def _run_cli(*argv: str) -> str:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", MPLBACKEND="Agg")
-    proc = subprocess.run([str(Path(sys.executable).parent / "vitkit"), "course", *argv], env=env, capture_output=True,
-                          text=True, timeout=900)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "vitkit"), "course", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, f"vitkit course {' '.join(argv)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
 
@@ -108,7 +113,9 @@ def hub(tmp_path_factory):
         pytest.skip("the class hub cannot run here: " + "; ".join(missing))
     for name in (TEACHER, *STUDENTS):
         if hub_mod.user_exists(name) and pwd.getpwnam(name).pw_gecos != hub_mod.GECOS:
-            pytest.fail(f"a local account {name} exists that this test did not make; remove it or rename the test's accounts")
+            pytest.fail(
+                f"a local account {name} exists that this test did not make; remove it or rename the test's accounts"
+            )
     state = Path(tempfile.mkdtemp(prefix="vitkit-hub-"))  # not under pytest's 0700 folder: every user reaches it
     opened = _open_for_traversal([Path(sys.executable), Path(sys.executable).parent, ROOT / "vitkit"])
     h = hub_mod.ClassHub(Course(str(ROOT)), state, TEACHER, list(STUDENTS), port=_free_ports(3))
@@ -124,7 +131,9 @@ def hub(tmp_path_factory):
                 break
             except OSError:
                 assert proc.poll() is None, f"the hub exited:\n{(state / 'hub.log').read_text()[-4000:]}"
-                assert time.monotonic() < deadline, f"the hub did not answer:\n{(state / 'hub.log').read_text()[-4000:]}"
+                assert time.monotonic() < deadline, (
+                    f"the hub did not answer:\n{(state / 'hub.log').read_text()[-4000:]}"
+                )
                 time.sleep(0.5)
         yield h, chromium
     finally:
@@ -314,5 +323,7 @@ def test_a_class_round_trip_on_the_hub(hub, browser):
 
     _run_cli("--root", str(course), "export")
     rows = {r["student"]: r for r in csv.DictReader((course / "reports" / "grades.csv").open())}
-    assert {n: (rows[n][PS], rows[n][f"written:{PS}"]) for n in STUDENTS} == {STUDENTS[0]: ("19.0", "2.0"),
-                                                                                 STUDENTS[1]: ("17.0", "1.0")}, rows
+    assert {n: (rows[n][PS], rows[n][f"written:{PS}"]) for n in STUDENTS} == {
+        STUDENTS[0]: ("19.0", "2.0"),
+        STUDENTS[1]: ("17.0", "1.0"),
+    }, rows

@@ -74,13 +74,17 @@ def course(tmp_path_factory):
     grade.release(course, "fx")
     release = json.loads((root / "exercises" / "fx" / "fx.ipynb").read_text())
     answers = {"add": builders.ADD, "mean": builders.MEAN}
-    for student, written in (("answered", {WRITTEN: "Dividing the one number by a count of one leaves it as it is."}),
-                             ("silent", {})):
+    for student, written in (
+        ("answered", {WRITTEN: "Dividing the one number by a count of one leaves it as it is."}),
+        ("silent", {}),
+    ):
         folder = root / "submitted" / student / "fx"
         folder.mkdir(parents=True)
         (folder / "fx.ipynb").write_text(json.dumps(builders.submission(release, answers | written)))
     results = grade.autograde(course, ["fx"], limits=LIMITS, progress=False)
-    assert {r.student: r.status for r in results} == {"answered": "graded", "silent": "graded"}, [r.reason for r in results]
+    assert {r.student: r.status for r in results} == {"answered": "graded", "silent": "graded"}, [
+        r.reason for r in results
+    ]
     return course
 
 

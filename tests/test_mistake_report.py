@@ -33,8 +33,8 @@ from tests.injections import load  # noqa: E402
 from vitkit.course import collect as collect_mod  # noqa: E402
 from vitkit.course import feedback as feedback_mod  # noqa: E402
 from vitkit.course import grade, report  # noqa: E402
-from vitkit.course.paths import Course  # noqa: E402
 from vitkit.course.mistakes import catalogue_codes, known_codes  # noqa: E402
+from vitkit.course.paths import Course  # noqa: E402
 from vitkit.course.sandbox import Limits  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,9 +48,19 @@ UNKNOWN = "def attention_pairs(height, width, patch_size=1):\n    raise RuntimeE
 # PS1: per question (solution cell), mistake A made by two students and mistake B by one.
 PS1_PLAN = {
     "softmax": ("ps1.softmax.wrong_axis", ["s1", "s2"], "ps1.softmax.not_normalised", ["s3"]),
-    "worked_example": ("ps1.worked_example.keys_not_transposed", ["s4", "s5"], "ps1.worked_example.exact_softmax", ["s6"]),
+    "worked_example": (
+        "ps1.worked_example.keys_not_transposed",
+        ["s4", "s5"],
+        "ps1.worked_example.exact_softmax",
+        ["s6"],
+    ),
     "self_attention": ("ps1.self_attention.no_scale", ["s5", "s7"], "ps1.self_attention.weights_wrong_axis", ["s4"]),
-    "pixels_to_tokens": ("ps1.pixels_to_tokens.no_permute", ["s1", "s6"], "ps1.pixels_to_tokens.channels_first", ["s7"]),
+    "pixels_to_tokens": (
+        "ps1.pixels_to_tokens.no_permute",
+        ["s1", "s6"],
+        "ps1.pixels_to_tokens.channels_first",
+        ["s7"],
+    ),
     "attention_pairs": ("ps1.attention_pairs.tokens_not_pairs", ["s2", "s3"], "ps1.attention_pairs.patch_area", ["s5"]),
     "answer_weight_matrices": ("ps1.weight_matrices.per_input", ["s1", "s4"], "ps1.weight_matrices.wrong", ["s7"]),
     "answer_related": ("ps1.related.swapped", ["s2", "s6"], "ps1.related.tie", ["s3"]),
@@ -63,16 +73,40 @@ PS1_STUDENTS = ["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"]  # s0: the
 # one submission interact).
 PS2_PLAN = {
     "p2": {"mhsa": "ps2.mhsa.no_scale", "params": "ps2.params.no_bias", "shapes": "ps2.shapes.output_wrong"},
-    "q2": {"mhsa": "ps2.mhsa.heads_merged_wrong_order", "params": "ps2.params.per_head", "shapes": "ps2.shapes.query_count_rejected"},
+    "q2": {
+        "mhsa": "ps2.mhsa.heads_merged_wrong_order",
+        "params": "ps2.params.per_head",
+        "shapes": "ps2.shapes.query_count_rejected",
+    },
 }
 PS3_PLAN = {
-    "p3": {"tokens": "ps3.tokens.cls_counted", "conv": "ps3.conv.bias_missing", "cls": "ps3.cls.appended",
-           "sincos": "ps3.sincos.sin_cos_swapped", "pad": "ps3.pad.front", "resample": "ps3.resample.wrong_mode"},
-    "q3": {"tokens": "ps3.tokens.square_assumed", "conv": "ps3.conv.weight_order", "cls": "ps3.cls.replaced_first",
-           "sincos": "ps3.sincos.rows_cols_swapped", "pad": "ps3.pad.kept_last", "resample": "ps3.resample.cls_dropped"},
+    "p3": {
+        "tokens": "ps3.tokens.cls_counted",
+        "conv": "ps3.conv.bias_missing",
+        "cls": "ps3.cls.appended",
+        "sincos": "ps3.sincos.sin_cos_swapped",
+        "pad": "ps3.pad.front",
+        "resample": "ps3.resample.wrong_mode",
+    },
+    "q3": {
+        "tokens": "ps3.tokens.square_assumed",
+        "conv": "ps3.conv.weight_order",
+        "cls": "ps3.cls.replaced_first",
+        "sincos": "ps3.sincos.rows_cols_swapped",
+        "pad": "ps3.pad.kept_last",
+        "resample": "ps3.resample.cls_dropped",
+    },
     # these PatchEmbedding and embed_image mistakes do not call the (wrong) patchify or prepend_cls of the same student
-    "r3": {"patchify": "ps3.patchify.no_permute", "embed": "ps3.embed.patch_order", "pos_embed": "ps3.pos_embed.cls_appended"},
-    "t3": {"patchify": "ps3.patchify.grid_column_major", "embed": "ps3.embed.proj_missing", "pos_embed": "ps3.pos_embed.wrong_tokens"},
+    "r3": {
+        "patchify": "ps3.patchify.no_permute",
+        "embed": "ps3.embed.patch_order",
+        "pos_embed": "ps3.pos_embed.cls_appended",
+    },
+    "t3": {
+        "patchify": "ps3.patchify.grid_column_major",
+        "embed": "ps3.embed.proj_missing",
+        "pos_embed": "ps3.pos_embed.wrong_tokens",
+    },
 }
 
 
@@ -115,7 +149,11 @@ def hidden_lines(ps: str) -> list[str]:
     for cell in nb["cells"]:
         src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         for block in re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", src, re.S):
-            lines += [line.strip() for line in block.splitlines() if line.strip() and not line.strip().startswith(("from ", "import "))]
+            lines += [
+                line.strip()
+                for line in block.splitlines()
+                if line.strip() and not line.strip().startswith(("from ", "import "))
+            ]
     return lines
 
 
@@ -150,16 +188,22 @@ def mistakes_csv(course: Course, ps: str) -> dict[tuple[str, str], dict]:
 
 def test_ps1_report_counts_every_injected_mistake_exactly(graded):
     course, results = graded
-    assert all(results[(PS1, s)].status == "graded" for s in PS1_STUDENTS), {s: results[(PS1, s)].reason for s in PS1_STUDENTS}
+    assert all(results[(PS1, s)].status == "graded" for s in PS1_STUDENTS), {
+        s: results[(PS1, s)].reason for s in PS1_STUDENTS
+    }
     assert results[(PS1, "s0")].mistakes == {PS1: {}}
     rows = mistakes_csv(course, PS1)
     assert {key: int(row["students"]) for key, row in rows.items()} == ps1_expected()
     for (question, mistake), row in rows.items():
         assert float(row["share"]) == round(int(row["students"]) / len(PS1_STUDENTS), 4)
-        if not mistake.startswith("other"):  # the catalogue's question of the code is the graded cell it was counted under
+        if not mistake.startswith(
+            "other"
+        ):  # the catalogue's question of the code is the graded cell it was counted under
             assert question == "test_" + next(c for c, plan in PS1_PLAN.items() if mistake in plan), (question, mistake)
     # most common first within a question
-    order = [(r["question"], int(r["students"])) for r in csv.DictReader((course.reports / PS1 / "mistakes.csv").open())]
+    order = [
+        (r["question"], int(r["students"])) for r in csv.DictReader((course.reports / PS1 / "mistakes.csv").open())
+    ]
     for (q1, n1), (q2, n2) in zip(order, order[1:]):
         assert q1 < q2 or (q1 == q2 and n1 >= n2)
     page = (course.reports / PS1 / "index.html").read_text()
@@ -178,9 +222,11 @@ def test_ps1_feedback_lists_each_students_own_mistakes_and_no_hidden_test(graded
     assert hidden
     for student in PS1_STUDENTS:
         page = (course.feedback / student / PS1 / f"{PS1}.html").read_text()
-        summary = page[page.index("<div class='vitkit-summary'>"):]
-        summary = summary[:summary.index("</div>")]
-        mine = {plan[0] if student in plan[1] else plan[2] for plan in PS1_PLAN.values() if student in plan[1] + plan[3]}
+        summary = page[page.index("<div class='vitkit-summary'>") :]
+        summary = summary[: summary.index("</div>")]
+        mine = {
+            plan[0] if student in plan[1] else plan[2] for plan in PS1_PLAN.values() if student in plan[1] + plan[3]
+        }
         for code in mine:
             assert html.escape(cat[code].message) in summary and html.escape(cat[code].hint) in summary, (student, code)
         for plan in PS1_PLAN.values():
@@ -203,10 +249,16 @@ def test_ps2_ps3_report_names_one_mistake_per_graded_function(graded, ps, plan):
         assert r.status == "graded", r.reason
         found = {code for codes in r.mistakes[ps].values() for code, _ in codes}
         assert found == set(cells.values()), (student, r.mistakes[ps])
-        for cell, code in cells.items():  # counted under that function's own test cells (visible and hidden), nowhere else
+        for (
+            cell,
+            code,
+        ) in cells.items():  # counted under that function's own test cells (visible and hidden), nowhere else
             assert code in {c for c, _ in r.mistakes[ps].get(f"test_{cell}", [])}, (student, cell, r.mistakes[ps])
             assert int(rows[(f"test_{cell}", code)]["students"]) == 1
-            assert all(q == f"test_{cell}" or q.startswith(f"test_{cell}_") for q, m in rows if m == code), (code, list(rows))
+            assert all(q == f"test_{cell}" or q.startswith(f"test_{cell}_") for q, m in rows if m == code), (
+                code,
+                list(rows),
+            )
     assert not any(m.startswith("other") for _, m in rows), [k for k in rows if k[1].startswith("other")]
 
 
@@ -223,13 +275,18 @@ def test_catalogue_names_every_injected_mistake():
             info = grading.CATALOGUE[inj.code]
             assert info.message.strip() and info.hint.strip(), inj.code
             if inj.code != "tampering":
-                assert inj.code.startswith(f"{ps}.") and info.question == inj.code.rsplit(".", 1)[0], (inj.code, info.question)
+                assert inj.code.startswith(f"{ps}.") and info.question == inj.code.rsplit(".", 1)[0], (
+                    inj.code,
+                    info.question,
+                )
 
 
 def test_the_catalogue_is_read_without_torch():
     """A grading worker reads the codes and messages from the catalogue's data module: no torch, no checks imported."""
-    probe = ("import sys\nfrom vitkit.course.mistakes import catalogue, known_codes\n"
-             "assert len(known_codes()) > 200 and catalogue()['ps1.softmax.wrong_axis'].hint\n"
-             "assert 'torch' not in sys.modules and 'vitkit.grading' not in sys.modules, sorted(sys.modules)\n")
+    probe = (
+        "import sys\nfrom vitkit.course.mistakes import catalogue, known_codes\n"
+        "assert len(known_codes()) > 200 and catalogue()['ps1.softmax.wrong_axis'].hint\n"
+        "assert 'torch' not in sys.modules and 'vitkit.grading' not in sys.modules, sorted(sys.modules)\n"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

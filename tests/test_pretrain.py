@@ -26,7 +26,9 @@ def test_new_head_is_zero_and_leaves_the_body_alone():
     model = load_pretrained()
     body = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("head.")}
     replace_head(model, 10)
-    assert model.head.weight.shape == (10, model.config.dim) and not model.head.weight.any() and not model.head.bias.any()
+    assert (
+        model.head.weight.shape == (10, model.config.dim) and not model.head.weight.any() and not model.head.bias.any()
+    )
     assert all(torch.equal(model.state_dict()[k], v) for k, v in body.items())
     assert torch.equal(model(torch.randn(3, 1, 28, 28)), torch.zeros(3, 10))
 
@@ -42,7 +44,20 @@ def test_glyphs_are_reproducible_images_of_every_character():
 
 def test_vitkit_pretrain_reproduces_a_model_of_the_shipped_config(tmp_path, capsys):
     out = tmp_path / "glyphs.pt"
-    args = ["pretrain", "--out", str(out), "--images", "256", "--epochs", "1", "--steps", "2", "--batch-size", "64", "--quiet"]
+    args = [
+        "pretrain",
+        "--out",
+        str(out),
+        "--images",
+        "256",
+        "--epochs",
+        "1",
+        "--steps",
+        "2",
+        "--batch-size",
+        "64",
+        "--quiet",
+    ]
     assert run(args) == 0
     quick, shipped = load(out), load(CHECKPOINT)
     assert dataclasses.asdict(quick.config) == dataclasses.asdict(shipped.config)

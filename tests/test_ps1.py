@@ -13,9 +13,17 @@ from collections import Counter
 
 import nbformat
 import pytest
-from tests.injections import Injection, load
-from tests.nbtools import ROOT, assert_only_its_own_question_fails, assert_release_in_sync, autograde_class, nbgrader_cells, run_injections, run_notebook
 
+from tests.injections import Injection, load
+from tests.nbtools import (
+    ROOT,
+    assert_only_its_own_question_fails,
+    assert_release_in_sync,
+    autograde_class,
+    nbgrader_cells,
+    run_injections,
+    run_notebook,
+)
 from vitkit.grading import CATALOGUE
 
 PS = "ps1_self_attention"
@@ -27,8 +35,11 @@ pytestmark = pytest.mark.slow
 
 def _graded_solution_cells(nb) -> set[str]:
     """The code answers (written answers, markdown cells a person grades, are not among them)."""
-    return {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
-            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+    return {
+        c.metadata["nbgrader"]["grade_id"]
+        for c in nb.cells
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")
+    }
 
 
 def _with_cell(nb, after_grade_id: str, source: str):
@@ -65,9 +76,17 @@ def test_exercise_hides_solutions_and_hidden_tests():
     cells = nbgrader_cells(nbformat.read(EXERCISE, as_version=4))
     text = "".join(source for _, source, _ in cells)
     code = "".join(source for kind, source, _ in cells if kind == "code")
-    for leaked in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "check_softmax(softmax)", "logsumexp", "key.transpose(-2, -1) / math.sqrt"):
+    for leaked in (
+        "BEGIN SOLUTION",
+        "BEGIN HIDDEN TESTS",
+        "check_softmax(softmax)",
+        "logsumexp",
+        "key.transpose(-2, -1) / math.sqrt",
+    ):
         assert leaked not in text, f"the released exercise shows {leaked!r}"
-    assert code.count("raise NotImplementedError()") == len(_graded_solution_cells(nbformat.read(EXERCISE, as_version=4)))
+    assert code.count("raise NotImplementedError()") == len(
+        _graded_solution_cells(nbformat.read(EXERCISE, as_version=4))
+    )
 
 
 # ----------------------------------------------------------------------------- grading with nbgrader
@@ -79,11 +98,19 @@ def grades(tmp_path_factory):
     patcher = tmp_path_factory.mktemp("ps1-class") / "patcher.ipynb"
     # Right answers, but torch's and numpy's testing functions replaced by no-ops before any test runs:
     # the checks must refuse to grade rather than trust them.
-    nbformat.write(_with_cell(nbformat.read(SOLUTION, as_version=4), "imports", (
-        "import numpy.testing, torch.testing\n"
-        "torch.testing.assert_close = lambda *args, **kwargs: None\n"
-        "numpy.testing.assert_allclose = lambda *args, **kwargs: None\n"
-        "torch.allclose = lambda *args, **kwargs: True\n")), patcher)
+    nbformat.write(
+        _with_cell(
+            nbformat.read(SOLUTION, as_version=4),
+            "imports",
+            (
+                "import numpy.testing, torch.testing\n"
+                "torch.testing.assert_close = lambda *args, **kwargs: None\n"
+                "numpy.testing.assert_allclose = lambda *args, **kwargs: None\n"
+                "torch.allclose = lambda *args, **kwargs: True\n"
+            ),
+        ),
+        patcher,
+    )
     return autograde_class(PS, {"solution": SOLUTION, "blank": EXERCISE, "patcher": patcher})
 
 
@@ -114,9 +141,18 @@ for module, name in ((vitkit.grading.ps1, 'check_softmax'), (vitkit.grading.ps1,
 _WRONG_AXIS = next(i for i in WRONG if i.code == "ps1.softmax.wrong_axis")
 # Run after WRONG and CORRECT: the numpy patch stays in the injection process.
 TAMPERING = [
-    Injection("softmax", "ps1.softmax.wrong_axis", _WRONG_AXIS.source + _VITKIT_PATCH, name="wrong softmax, patches vitkit.grading"),
-    Injection("softmax", "tampering", CORRECT[0].source + "import numpy.testing\nnumpy.testing.assert_allclose = lambda *a, **k: None\n",
-              name="right softmax, patches numpy.testing"),
+    Injection(
+        "softmax",
+        "ps1.softmax.wrong_axis",
+        _WRONG_AXIS.source + _VITKIT_PATCH,
+        name="wrong softmax, patches vitkit.grading",
+    ),
+    Injection(
+        "softmax",
+        "tampering",
+        CORRECT[0].source + "import numpy.testing\nnumpy.testing.assert_allclose = lambda *a, **k: None\n",
+        name="right softmax, patches numpy.testing",
+    ),
 ]
 
 
@@ -142,7 +178,9 @@ def test_wrong_answer_is_rejected_with_its_mistake_code(injected, injection):
 
 @pytest.mark.parametrize("injection", CORRECT, ids=lambda i: i.name)
 def test_correct_answer_written_differently_passes(injected, injection):
-    assert injected[injection.name] is None, f"a correct answer is rejected:\n{injection.source}\n{injected[injection.name]}"
+    assert injected[injection.name] is None, (
+        f"a correct answer is rejected:\n{injection.source}\n{injected[injection.name]}"
+    )
 
 
 def test_every_graded_function_has_three_wrong_answers_and_a_correct_alternative():
@@ -171,8 +209,23 @@ def test_ps1_catalogue_codes_are_all_exercised_or_structural():
     ps1_codes = {c for c in CATALOGUE if c.startswith("ps1.")}
     injected = {i.code for i in WRONG}
     untested = ps1_codes - injected
-    generic = {c for c in untested if c.rsplit(".", 1)[1] in {"not_written", "wrong", "wrong_values", "wrong_scores", "wrong_output",
-                                                                 "wrong_weights", "wrong_shape", "not_a_pair", "dtype", "not_an_option"}}
+    generic = {
+        c
+        for c in untested
+        if c.rsplit(".", 1)[1]
+        in {
+            "not_written",
+            "wrong",
+            "wrong_values",
+            "wrong_scores",
+            "wrong_output",
+            "wrong_weights",
+            "wrong_shape",
+            "not_a_pair",
+            "dtype",
+            "not_an_option",
+        }
+    }
     assert untested - generic == set()
 
 

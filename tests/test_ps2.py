@@ -8,7 +8,14 @@ import pytest
 import vitkit.grading.ps2  # noqa: F401  (defines the problem set's mistakes)
 from tests.injections import load
 from tests.injections.ps2 import TAMPERING
-from tests.nbtools import ROOT, assert_only_its_own_question_fails, assert_release_in_sync, autograde_class, run_injections, run_notebook
+from tests.nbtools import (
+    ROOT,
+    assert_only_its_own_question_fails,
+    assert_release_in_sync,
+    autograde_class,
+    run_injections,
+    run_notebook,
+)
 from vitkit.grading import CATALOGUE
 
 PS = "ps2_multihead_attention"

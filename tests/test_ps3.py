@@ -7,7 +7,14 @@ import pytest
 
 import vitkit.grading.ps3  # noqa: F401  (defines the problem set's mistakes)
 from tests.injections import load
-from tests.nbtools import ROOT, assert_only_its_own_question_fails, assert_release_in_sync, autograde_class, run_injections, run_notebook
+from tests.nbtools import (
+    ROOT,
+    assert_only_its_own_question_fails,
+    assert_release_in_sync,
+    autograde_class,
+    run_injections,
+    run_notebook,
+)
 from vitkit.grading import CATALOGUE
 
 PS = "ps3_patch_embeddings"

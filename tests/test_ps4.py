@@ -8,14 +8,30 @@ import pytest
 import vitkit.grading.ps4  # noqa: F401  (defines the problem set's mistakes)
 from tests.injections import load
 from tests.injections.ps4 import TAMPERING
-from tests.nbtools import ROOT, assert_only_its_own_question_fails, assert_release_in_sync, autograde_class, run_injections, run_notebook
+from tests.nbtools import (
+    ROOT,
+    assert_only_its_own_question_fails,
+    assert_release_in_sync,
+    autograde_class,
+    run_injections,
+    run_notebook,
+)
 from vitkit.grading import CATALOGUE
 
 PS = "ps4_vision_transformer"
 SOLUTION = ROOT / "solutions" / PS / f"{PS}.ipynb"
 EXERCISE = ROOT / "exercises" / PS / f"{PS}.ipynb"
 WRONG, CORRECT = load(PS)
-CODE_QUESTIONS = {"test_mlp", "test_block", "test_vit", "test_vit_hidden", "test_vit_base", "test_param_count", "test_train_step", "test_training"}
+CODE_QUESTIONS = {
+    "test_mlp",
+    "test_block",
+    "test_vit",
+    "test_vit_hidden",
+    "test_vit_base",
+    "test_param_count",
+    "test_train_step",
+    "test_training",
+}
 
 pytestmark = pytest.mark.slow
 
@@ -45,10 +61,25 @@ def test_exercise_is_the_release_of_the_solution():
 
 def test_exercise_keeps_the_timm_names_of_the_skeleton():
     source = "".join(c.source for c in nbformat.read(EXERCISE, as_version=4).cells)
-    for name in ("self.fc1", "self.fc2", "self.norm1", "self.attn", "self.norm2", "self.mlp", "self.patch_embed", "self.cls_token",
-                 "self.pos_embed", "self.blocks", "self.norm", "self.head"):
+    for name in (
+        "self.fc1",
+        "self.fc2",
+        "self.norm1",
+        "self.attn",
+        "self.norm2",
+        "self.mlp",
+        "self.patch_embed",
+        "self.cls_token",
+        "self.pos_embed",
+        "self.blocks",
+        "self.norm",
+        "self.head",
+    ):
         assert name in source, f"the exercise no longer tells students to create {name}"
-    assert "### BEGIN SOLUTION" not in source and "x = x + self.attn(self.norm1(x))\n        x = x + self.mlp" not in source
+    assert (
+        "### BEGIN SOLUTION" not in source
+        and "x = x + self.attn(self.norm1(x))\n        x = x + self.mlp" not in source
+    )
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,14 @@ import pytest
 import vitkit.grading.ps5  # noqa: F401  (defines the problem set's mistakes)
 from tests.injections import load
 from tests.injections.ps5 import TAMPERING
-from tests.nbtools import ROOT, assert_only_its_own_question_fails, assert_release_in_sync, autograde_class, run_injections, run_notebook
+from tests.nbtools import (
+    ROOT,
+    assert_only_its_own_question_fails,
+    assert_release_in_sync,
+    autograde_class,
+    run_injections,
+    run_notebook,
+)
 from vitkit.grading import CATALOGUE
 
 PS = "ps5_pretrain_finetune"
@@ -29,7 +36,11 @@ def test_solution_runs_and_pretraining_pays_off():
     nb = run_notebook(SOLUTION)
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "Pre-training pays off:" in printed, printed[-2000:]
-    assert "from scratch" in printed and "linear probe" in printed and "at 42×42 with resampled position embeddings" in printed
+    assert (
+        "from scratch" in printed
+        and "linear probe" in printed
+        and "at 42×42 with resampled position embeddings" in printed
+    )
 
 
 @pytest.mark.parametrize("path", [SOLUTION, EXERCISE], ids=["solution", "exercise"])

@@ -7,7 +7,14 @@ import torch
 from torch import nn
 
 from vitkit import create_model, patchify
-from vitkit.robustness import PROBES, gaussian_noise, gradient_saliency, occlude_patches, robustness_curve, shuffle_patches
+from vitkit.robustness import (
+    PROBES,
+    gaussian_noise,
+    gradient_saliency,
+    occlude_patches,
+    robustness_curve,
+    shuffle_patches,
+)
 
 
 def images(b=3, c=1, size=28, seed=0):

@@ -13,18 +13,18 @@ from vitkit.course.scan import scan_for_tampering, student_sources
 
 ORDINARY = {
     "setattr on the student's model (replacing a head)": "import torch\nfrom torch import nn\n"
-                                                         "def new_head(model, n):\n    setattr(model, 'head', nn.Linear(model.config.dim, n))\n    return model",
+    "def new_head(model, n):\n    setattr(model, 'head', nn.Linear(model.config.dim, n))\n    return model",
     "setattr in a loop over layers": "for name in ('fc1', 'fc2'):\n    setattr(self, name, nn.Linear(4, 4))",
     "getattr with a default": "proj = getattr(module, 'proj', None)\nact = getattr(torch.nn.functional, 'gelu')",
     "globals() read": "if 'softmax' in globals():\n    print(globals()['softmax'])\nnames = list(globals())",
     "exec of the student's own helper code": "def make(src):\n    ns = {}\n    exec(src, ns)\n    return ns['f']\n"
-                                             "f = make('def f(x):\\n    return x * 2')",
+    "f = make('def f(x):\\n    return x * 2')",
     "eval of an expression": "value = eval('2 ** 10')",
     "vars() of the student's object": "print(vars(model))\nconfig = dict(vars(args))",
     "a dict named like a module attribute": "cache = {}\ncache['allclose'] = True\nself.close = False\nresult.equal = 1",
     "writing a result file": "import torch\ntorch.save(model.state_dict(), 'model.pt')\nwith open('losses.txt', 'w') as f:\n    f.write(str(losses))",
     "the usual imports": "import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
-                        "from vitkit.grading import ps1\nimport vitkit.grading.ps4",
+    "from vitkit.grading import ps1\nimport vitkit.grading.ps4",
     "reading sys and warnings": "import sys, warnings\nprint(sys.version)\nwarnings.filterwarnings('ignore')",
     "a magic and a shell line": "%matplotlib inline\n!pip list | grep torch\nx = 1",
     "deleting the student's own names": "del scores, weights\ndel model.head",
@@ -84,10 +84,20 @@ def test_the_line_named_is_the_line_of_the_attack():
 
 
 def test_student_sources_leave_out_locked_test_cells():
-    nb = {"cells": [
-        {"cell_type": "code", "source": "answer = 1", "metadata": {"nbgrader": {"solution": True, "grade_id": "a"}}},
-        {"cell_type": "code", "source": ["check(", "answer)"], "metadata": {"nbgrader": {"grade": True, "locked": True, "grade_id": "t"}}},
-        {"cell_type": "markdown", "source": "text", "metadata": {}},
-        {"cell_type": "code", "source": "scratch = 2", "metadata": {}},
-    ]}
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "source": "answer = 1",
+                "metadata": {"nbgrader": {"solution": True, "grade_id": "a"}},
+            },
+            {
+                "cell_type": "code",
+                "source": ["check(", "answer)"],
+                "metadata": {"nbgrader": {"grade": True, "locked": True, "grade_id": "t"}},
+            },
+            {"cell_type": "markdown", "source": "text", "metadata": {}},
+            {"cell_type": "code", "source": "scratch = 2", "metadata": {}},
+        ]
+    }
     assert student_sources(nb) == ["answer = 1", "scratch = 2"]

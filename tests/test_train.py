@@ -19,6 +19,7 @@ from vitkit.data import Augment, load_dataset
 from vitkit.train import RECIPES, History, evaluate, fit, predict, recipe, resolve_precision
 from vitkit.vit import ViT
 
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     # tiny models gain nothing from a second thread, and on a busy machine two threads wait on each other
@@ -110,7 +111,9 @@ def test_bf16_autocast_on_cpu_runs_matrix_products_in_bfloat16(digits):
 
 
 def test_fp16_with_gradient_scaler_on_cpu(digits):
-    history = fit(tiny_vit(), digits, epochs=1, batch_size=64, max_steps=3, device="cpu", precision="fp16", progress=False)
+    history = fit(
+        tiny_vit(), digits, epochs=1, batch_size=64, max_steps=3, device="cpu", precision="fp16", progress=False
+    )
     assert math.isfinite(history.train_loss[0])
 
 
@@ -121,7 +124,9 @@ def test_divergence_names_epoch_and_step_and_suggests_a_lower_learning_rate(digi
 
 def test_augmentation_options(digits):
     for augment in (True, False, "randaugment"):
-        history = fit(tiny_vit(), digits, epochs=1, batch_size=64, max_steps=2, augment=augment, device="cpu", progress=False)
+        history = fit(
+            tiny_vit(), digits, epochs=1, batch_size=64, max_steps=2, augment=augment, device="cpu", progress=False
+        )
         assert math.isfinite(history.train_loss[0])
     with pytest.raises(ValueError, match="mean and std"):
         fit(tiny_vit(), digits.train, epochs=1, augment=Augment(translate=1), device="cpu", progress=False)
@@ -129,13 +134,32 @@ def test_augmentation_options(digits):
 
 def test_label_smoothing_raises_the_loss_of_confident_predictions(digits):
     a = fit(tiny_cnn(), digits, epochs=2, batch_size=64, lr=3e-3, device="cpu", progress=False, augment=False)
-    b = fit(tiny_cnn(), digits, epochs=2, batch_size=64, lr=3e-3, label_smoothing=0.2, device="cpu", progress=False, augment=False)
+    b = fit(
+        tiny_cnn(),
+        digits,
+        epochs=2,
+        batch_size=64,
+        lr=3e-3,
+        label_smoothing=0.2,
+        device="cpu",
+        progress=False,
+        augment=False,
+    )
     assert a.train_loss[0] != b.train_loss[0]
 
 
 def test_checkpoint_loads_with_pretrained_load_and_holds_training_state(tmp_path, digits):
     model = tiny_vit()
-    fit(model, digits, epochs=1, batch_size=128, max_steps=2, device="cpu", checkpoint=tmp_path / "run.pt", progress=False)
+    fit(
+        model,
+        digits,
+        epochs=1,
+        batch_size=128,
+        max_steps=2,
+        device="cpu",
+        checkpoint=tmp_path / "run.pt",
+        progress=False,
+    )
     state = torch.load(tmp_path / "run.pt", weights_only=True)
     assert {"optimizer", "scheduler", "epoch", "history", "rng", "config", "state_dict"} <= set(state)
     assert state["epoch"] == 1 and not any(k.startswith(("module.", "_orig_mod.")) for k in state["state_dict"])
@@ -145,7 +169,9 @@ def test_checkpoint_loads_with_pretrained_load_and_holds_training_state(tmp_path
 
 
 def test_resume_continues_to_the_same_weights_as_an_uninterrupted_run(tmp_path, digits):
-    settings = dict(epochs=3, batch_size=64, lr=2e-3, warmup=0.5, label_smoothing=0.1, device="cpu", progress=False, max_steps=5)
+    settings = dict(
+        epochs=3, batch_size=64, lr=2e-3, warmup=0.5, label_smoothing=0.1, device="cpu", progress=False, max_steps=5
+    )
     straight = tiny_vit(drop_path_rate=0.2)  # stochastic depth: the RNG state must be restored too
     fit(straight, digits, **settings)
     first = tiny_vit(drop_path_rate=0.2)
@@ -229,7 +255,9 @@ def test_resume_after_killing_a_training_process_ends_with_identical_weights(tmp
     (tmp_path / "straight").mkdir()
     (tmp_path / "killed").mkdir()
     straight = subprocess.Popen([sys.executable, str(script), str(tmp_path / "straight"), "0", "0"], env=_env())
-    victim = subprocess.Popen([sys.executable, str(script), str(tmp_path / "killed"), "0", "1"], env=_env(), start_new_session=True)
+    victim = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "killed"), "0", "1"], env=_env(), start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 120
         while not (tmp_path / "killed" / "checkpoint.pt").exists():
@@ -240,7 +268,9 @@ def test_resume_after_killing_a_training_process_ends_with_identical_weights(tmp
         victim.wait()
         assert not (tmp_path / "killed" / "final.pt").exists()
         assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["epoch"] < 3
-        subprocess.run([sys.executable, str(script), str(tmp_path / "killed"), "1", "0"], env=_env(), check=True, timeout=120)
+        subprocess.run(
+            [sys.executable, str(script), str(tmp_path / "killed"), "1", "0"], env=_env(), check=True, timeout=120
+        )
         assert straight.wait(timeout=120) == 0
     finally:
         for p in (straight, victim):
@@ -255,17 +285,48 @@ def test_resume_after_killing_a_training_process_ends_with_identical_weights(tmp
 @pytest.mark.slow
 def test_cli_train_then_eval(tmp_path):
     out = tmp_path / "run"
-    train = subprocess.run([sys.executable, "-m", "vitkit.cli", "train", "--model", "vit_mnist", "--data", "mnist5k", "--subset", "64",
-                            "--epochs", "2", "--batch-size", "32", "--max-steps", "1", "--val-size", "0", "--out", str(out), "--no-progress"],
-                           env=_env(), capture_output=True, text=True, timeout=300)
+    train = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vitkit.cli",
+            "train",
+            "--model",
+            "vit_mnist",
+            "--data",
+            "mnist5k",
+            "--subset",
+            "64",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "32",
+            "--max-steps",
+            "1",
+            "--val-size",
+            "0",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert train.returncode == 0, train.stderr
     assert "train_loss" in train.stdout and "test: loss" in train.stdout
     assert (out / "checkpoint.pt").is_file() and (out / "history.json").is_file()
     import json
 
     assert json.loads((out / "history.json").read_text())["epoch"] == [1, 2]
-    evaluated = subprocess.run([sys.executable, "-m", "vitkit.cli", "eval", "--checkpoint", str(out / "checkpoint.pt"), "--data", "mnist5k"],
-                               env=_env(), capture_output=True, text=True, timeout=300)
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "vitkit.cli", "eval", "--checkpoint", str(out / "checkpoint.pt"), "--data", "mnist5k"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     assert train.stdout.split("test: loss ")[1].split(",")[0] in evaluated.stdout  # the same test loss
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-
 from nbtools import ROOT, run_notebook
+
 from vitkit import count_flops, count_params, create_model, tutorial
 from vitkit.data import load_dataset
 
@@ -25,9 +25,19 @@ LECTURE3 = ROOT / "lectures" / "03_vit_training.ipynb"
 def tutorial_run(tmp_path_factory):
     """`vitkit tutorial --quick` into a fresh folder, as `make tutorial` calls it: (out folder, completed process)."""
     out = tmp_path_factory.mktemp("tutorial")
-    env = {**os.environ, "MPLBACKEND": "Agg", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.run([sys.executable, "-m", "vitkit.cli", "tutorial", "--quick", "--out", str(out)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "MPLBACKEND": "Agg",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "vitkit.cli", "tutorial", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, f"vitkit tutorial --quick failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return out, proc
 
@@ -46,7 +56,9 @@ def test_committed_lecture_notebooks_carry_no_outputs(path):
     nb = nbformat.read(path, as_version=4)
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None, f"{path.name} cell {i} has outputs; strip them before committing"
+            assert cell.outputs == [] and cell.execution_count is None, (
+                f"{path.name} cell {i} has outputs; strip them before committing"
+            )
 
 
 # ----------------------------------------------------------------------------- `vitkit tutorial --quick`
@@ -68,7 +80,9 @@ def test_tutorial_writes_notebook_report_figures_and_table(tutorial_run):
     assert table.strip() in proc.stdout  # the command prints the table it wrote
     # headless progress: each section as it starts, runs done and the time left while training
     assert "section: 2. Data efficiency" in proc.stdout and "section: 3. Robustness" in proc.stdout
-    assert re.search(r"\[data efficiency\] run \d+/\d+ · \d+% of the training · \d+:\d\d elapsed · about \d+:\d\d left", proc.stdout)
+    assert re.search(
+        r"\[data efficiency\] run \d+/\d+ · \d+% of the training · \d+:\d\d elapsed · about \d+:\d\d left", proc.stdout
+    )
 
 
 @pytest.mark.slow
@@ -77,7 +91,7 @@ def test_tutorial_table_is_written_from_the_run(tutorial_run):
     results = json.loads((out / "results.json").read_text())
     cells = table_cells((out / "table.md").read_text())
     names = list(tutorial.COMPARED)  # the ViT, the CNN and every arm of the debate ran
-    assert cells["measure"][:len(names)] == names
+    assert cells["measure"][: len(names)] == names
     assert results["quick"] is True
     data = load_dataset("mnist5k")
     for i, name in enumerate(names):
@@ -99,17 +113,28 @@ def test_tutorial_table_is_written_from_the_run(tutorial_run):
         for seed in plan["seeds"]:
             mine = sorted((r for r in runs if r["model"] == name and r["seed"] == seed), key=lambda r: r["fraction"])
             assert [r["fraction"] for r in mine] == sorted(plan["fractions"])
-            assert [r["train_images"] for r in mine] == [len(load_dataset("mnist5k", seed=seed, fraction=f).train) if f < 1 else len(data.train)
-                                                          for f in sorted(plan["fractions"])]
+            assert [r["train_images"] for r in mine] == [
+                len(load_dataset("mnist5k", seed=seed, fraction=f).train) if f < 1 else len(data.train)
+                for f in sorted(plan["fractions"])
+            ]
             assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in mine)
-            assert len({r["steps"] for r in mine}) == 1, "every data-efficiency run of a model gets the same number of steps"
+            assert len({r["steps"] for r in mine}) == 1, (
+                "every data-efficiency run of a model gets the same number of steps"
+            )
             if seed == plan["seed"]:
-                assert mine[-1]["test_accuracy"] == results["models"][name]["test_accuracy"]  # the 100% point is the main run
+                assert (
+                    mine[-1]["test_accuracy"] == results["models"][name]["test_accuracy"]
+                )  # the 100% point is the main run
         for fraction in plan["fractions"]:
             accuracies = [r["test_accuracy"] for r in runs if r["model"] == name and r["fraction"] == fraction]
             assert stats[name][fraction]["n"] == len(plan["seeds"]) == len(accuracies)
-            row = next(v for k, v in cells.items() if k.startswith(f"test accuracy, {fraction:.0%} of the training data"))
-            assert row[names.index(name)] == f"{sum(accuracies) / len(accuracies):.3f} ± {stats[name][fraction]['std']:.3f}"
+            row = next(
+                v for k, v in cells.items() if k.startswith(f"test accuracy, {fraction:.0%} of the training data")
+            )
+            assert (
+                row[names.index(name)]
+                == f"{sum(accuracies) / len(accuracies):.3f} ± {stats[name][fraction]['std']:.3f}"
+            )
     # robustness: one curve per probe and model, severity 0 first, accuracies in [0, 1]; the table's rows from the curves
     assert set(results["robustness"]) == {"occlusion", "patch shuffle", "gaussian noise"}
     for probe, curve in results["robustness"].items():
@@ -118,8 +143,15 @@ def test_tutorial_table_is_written_from_the_run(tutorial_run):
         for name in names:
             assert len(curve[name]) == len(curve["severities"])
             assert all(0.0 <= a <= 1.0 for a in curve[name])
-            assert cells[f"{probe}: area under the accuracy curve, 0–{curve['severities'][-1]:g}"][names.index(name)] == f"{summary['auc'][name]:.3f}"
-            row = next(v for k, v in cells.items() if k.startswith(f"{probe} at {summary['severity']:g}, where the models differ most"))
+            assert (
+                cells[f"{probe}: area under the accuracy curve, 0–{curve['severities'][-1]:g}"][names.index(name)]
+                == f"{summary['auc'][name]:.3f}"
+            )
+            row = next(
+                v
+                for k, v in cells.items()
+                if k.startswith(f"{probe} at {summary['severity']:g}, where the models differ most")
+            )
             assert row[names.index(name)] == f"{summary['at'][name]:.3f}"
 
 
@@ -141,8 +173,10 @@ def test_tutorial_labels_the_pretrained_arm(tutorial_run):
 def test_plan_gives_both_models_the_same_recipe_and_the_same_steps_at_every_fraction():
     plan = tutorial.Plan(epochs=3)
     full = 3600
-    steps = {f: tutorial._epochs_for(round(f * full), full, plan) * tutorial._steps_per_epoch(round(f * full), plan)
-             for f in plan.fractions}
+    steps = {
+        f: tutorial._epochs_for(round(f * full), full, plan) * tutorial._steps_per_epoch(round(f * full), plan)
+        for f in plan.fractions
+    }
     assert max(steps.values()) / min(steps.values()) < 1.1, steps  # equal up to rounding to whole epochs
     assert plan.fractions == (0.1, 0.25, 0.5, 1.0)
 
@@ -156,8 +190,16 @@ def test_balanced_indices_take_classes_in_turn():
 
 def test_closing_table_marks_missing_measures_and_reads_the_results():
     results = tutorial.Results(plan={}, device="cpu", quick=True, test_images=10)
-    results.models = {"vit_mnist": {"test_accuracy": 0.5, "parameters": 7, "flops": 2e6, "train_images_per_s": 1.0,
-                                    "inference_images_per_s": 2.0, "train_seconds": 3.0}}
+    results.models = {
+        "vit_mnist": {
+            "test_accuracy": 0.5,
+            "parameters": 7,
+            "flops": 2e6,
+            "train_images_per_s": 1.0,
+            "inference_images_per_s": 2.0,
+            "train_seconds": 3.0,
+        }
+    }
     results.data_efficiency = [{"model": tutorial.PRETRAINED, "fraction": 0.1, "test_accuracy": 0.25}]
     results.robustness = {"occlusion": {"severities": [0.0, 0.5], "vit_mnist": [0.5, 0.25]}}
     rows = tutorial.closing_table(results)
@@ -182,20 +224,37 @@ def test_vitkit_tutorial_names_a_missing_notebook(tmp_path):
 def test_lecture3_runs_top_to_bottom():
     nb = run_notebook(LECTURE3, timeout=600)
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert re.search(r"98\.13", "\n".join(c.source for c in nb.cells))  # the paper's Table 5 figures, quoted with their source
+    assert re.search(
+        r"98\.13", "\n".join(c.source for c in nb.cells)
+    )  # the paper's Table 5 figures, quoted with their source
     assert "Traceback" not in text
 
 
 def test_findings_are_computed_from_the_numbers():
     results = tutorial.Results(plan={}, device="cpu", quick=False, test_images=1000)
-    results.models = {"vit_mnist": {"test_accuracy": 0.80, "parameters": 800}, "resnet_mnist": {"test_accuracy": 0.95, "parameters": 400}}
-    results.data_efficiency = [{"model": m, "fraction": f, "test_accuracy": a} for m, f, a in
-                               [("vit_mnist", 0.1, 0.3), ("resnet_mnist", 0.1, 0.8), ("vit_mnist", 1.0, 0.8), ("resnet_mnist", 1.0, 0.95)]]
-    results.robustness = {"gaussian noise": {"severities": [0.0, 0.8], "vit_mnist": [0.8, 0.5], "resnet_mnist": [0.95, 0.25]}}
+    results.models = {
+        "vit_mnist": {"test_accuracy": 0.80, "parameters": 800},
+        "resnet_mnist": {"test_accuracy": 0.95, "parameters": 400},
+    }
+    results.data_efficiency = [
+        {"model": m, "fraction": f, "test_accuracy": a}
+        for m, f, a in [
+            ("vit_mnist", 0.1, 0.3),
+            ("resnet_mnist", 0.1, 0.8),
+            ("vit_mnist", 1.0, 0.8),
+            ("resnet_mnist", 1.0, 0.95),
+        ]
+    ]
+    results.robustness = {
+        "gaussian noise": {"severities": [0.0, 0.8], "vit_mnist": [0.8, 0.5], "resnet_mnist": [0.95, 0.25]}
+    }
     text = "\n".join(tutorial.findings(results))
     assert "resnet_mnist beat vit_mnist by 15.0 percentage points" in text and "2.0× the parameters" in text
     assert "+50.0 points with 10% of the data, +15.0 points with 100%" in text
-    assert "gaussian noise, area under the accuracy curve: vit_mnist 0.650, resnet_mnist 0.600 (the models differ most at 0.8)" in text
+    assert (
+        "gaussian noise, area under the accuracy curve: vit_mnist 0.650, resnet_mnist 0.600 (the models differ most at 0.8)"
+        in text
+    )
     results.models["vit_mnist"]["test_accuracy"] = 0.99
     assert "vit_mnist beat resnet_mnist by 4.0" in "\n".join(tutorial.findings(results))
 
@@ -230,7 +289,9 @@ def test_smaller_splits_get_the_same_steps_and_warm_up(monkeypatch):
     full = load_dataset("mnist5k")
     tenth = load_dataset("mnist5k", fraction=0.1)
     _, run_full = tutorial.train_model(torch.nn.Linear(1, 1), full, plan)
-    _, run_tenth = tutorial.train_model(torch.nn.Linear(1, 1), tenth, plan, full_train_images=len(full.train), validate=False)
+    _, run_tenth = tutorial.train_model(
+        torch.nn.Linear(1, 1), tenth, plan, full_train_images=len(full.train), validate=False
+    )
     (n_full, kw_full), (n_tenth, kw_tenth) = calls
     steps = lambda n, kw: kw["epochs"] * -(-n // kw["batch_size"])  # noqa: E731
     assert steps(n_full, kw_full) == run_full.steps and steps(n_tenth, kw_tenth) == run_tenth.steps
@@ -241,7 +302,9 @@ def test_smaller_splits_get_the_same_steps_and_warm_up(monkeypatch):
 
 
 def test_seeds_give_mean_and_spread_in_the_table():
-    runs = [{"model": "vit_mnist", "fraction": 0.1, "test_accuracy": a, "seed": s} for s, a in enumerate((0.80, 0.90, 0.85))]
+    runs = [
+        {"model": "vit_mnist", "fraction": 0.1, "test_accuracy": a, "seed": s} for s, a in enumerate((0.80, 0.90, 0.85))
+    ]
     stats = tutorial.accuracy_stats(runs)["vit_mnist"][0.1]
     assert stats["n"] == 3 and stats["mean"] == pytest.approx(0.85) and stats["std"] == pytest.approx(0.05)
     assert (stats["min"], stats["max"]) == (0.80, 0.90)
@@ -265,7 +328,9 @@ def test_progress_lines_say_section_runs_and_time_left(tmp_path, monkeypatch):
     total = tutorial.start_progress(plan, 1000, extra_arms=1, names=("a", "b"))
     assert total == (2 + 3 * 2 * 2 - 2) * 20  # full runs + data-efficiency runs less the reused ones, 20 steps each
     first = tutorial.report_progress("training on the full split", 1, 2, steps=total // 4)
-    assert re.fullmatch(r"\[training on the full split\] run 1/2 · 25% of the training · \d+:\d\d elapsed · about \d+:\d\d left", first)
+    assert re.fullmatch(
+        r"\[training on the full split\] run 1/2 · 25% of the training · \d+:\d\d elapsed · about \d+:\d\d left", first
+    )
     assert log.read_text().splitlines() == [first]
     titles = tutorial.section_titles(nbformat.read(TUTORIAL, as_version=4))
     assert "2. Data efficiency" in titles.values() and "3. Robustness" in titles.values()
@@ -276,14 +341,18 @@ def test_data_efficiency_trains_every_seed_and_teaches_deit_with_the_cnn_of_its_
     from vitkit.train import History
 
     calls = []
-    monkeypatch.setattr(train, "fit", lambda model, data, **kw: calls.append((model, data.train.images, kw)) or History())
+    monkeypatch.setattr(
+        train, "fit", lambda model, data, **kw: calls.append((model, data.train.images, kw)) or History()
+    )
     monkeypatch.setattr(train, "evaluate", lambda model, split: {"accuracy": 0.5, "loss": 1.0})
     plan = tutorial.Plan(epochs=1, fractions=(0.1, 1.0), seeds=(0, 1, 2))
     runs, _ = tutorial.data_efficiency(plan, names=("deit_mnist", "resnet_mnist"), device="cpu")
     assert len(runs) == 2 * 2 * 3 and sorted(r.seed for r in runs) == [0] * 4 + [1] * 4 + [2] * 4
     assert [type(c[0]).__name__ for c in calls[:2]] == ["ResNet", "DistilledViT"]  # the teacher first
     for (cnn, cnn_images, cnn_kw), (_, images, kw) in zip(calls[::2], calls[1::2]):
-        assert kw["teacher"] is cnn and torch.equal(images, cnn_images) and kw["seed"] == cnn_kw["seed"]  # same share, same seed
+        assert (
+            kw["teacher"] is cnn and torch.equal(images, cnn_images) and kw["seed"] == cnn_kw["seed"]
+        )  # same share, same seed
         assert "teacher" not in cnn_kw
     tenths = [images for _, images, kw in calls[::2] if len(images) < 1000]
     assert len(tenths) == 3 and not torch.equal(tenths[0], tenths[1])  # each seed draws its own share

@@ -16,7 +16,9 @@ def _images(model, batch=2):
 
 
 def test_registry_has_the_paper_models_and_small_presets():
-    assert {"vit_tiny", "vit_small", "vit_base", "vit_mnist", "vit_cifar", "resnet_mnist", "resnet_cifar"} <= set(list_models())
+    assert {"vit_tiny", "vit_small", "vit_base", "vit_mnist", "vit_cifar", "resnet_mnist", "resnet_cifar"} <= set(
+        list_models()
+    )
     with pytest.raises(ValueError, match="known models: .*vit_base"):
         create_model("vit_huge_typo")
 
@@ -59,7 +61,9 @@ def test_forward_features_has_cls_token_first():
     model = create_model("vit_mnist").eval()
     tokens = model.forward_features(torch.randn(2, 1, 28, 28))
     assert tokens.shape == (2, 17, 128)
-    assert torch.equal(model(torch.zeros(2, 1, 28, 28)), model.head(model.forward_features(torch.zeros(2, 1, 28, 28))[:, 0]))
+    assert torch.equal(
+        model(torch.zeros(2, 1, 28, 28)), model.head(model.forward_features(torch.zeros(2, 1, 28, 28))[:, 0])
+    )
 
 
 def test_attention_maps_of_every_block():

@@ -5,7 +5,15 @@ import math
 import pytest
 import torch
 
-from vitkit.widgets import LECTURE_W_K, LECTURE_W_Q, LECTURE_W_V, LECTURE_X, attention_explorer, attention_step, render_step
+from vitkit.widgets import (
+    LECTURE_W_K,
+    LECTURE_W_Q,
+    LECTURE_W_V,
+    LECTURE_X,
+    attention_explorer,
+    attention_step,
+    render_step,
+)
 
 
 def _lecture(query_index, scale=True):
@@ -62,7 +70,9 @@ def test_explorer_output_follows_the_dropdown_and_the_checkbox():
     assert second != first and "query of <b>input 2</b>" in second
     explorer.scale.value = False
     assert explorer.table.value != second and "score (not scaled)" in explorer.table.value
-    assert {"vitkit-query", "vitkit-scale", "vitkit-attention-table"} <= set(explorer.query._dom_classes + explorer.scale._dom_classes + explorer.table._dom_classes)
+    assert {"vitkit-query", "vitkit-scale", "vitkit-attention-table"} <= set(
+        explorer.query._dom_classes + explorer.scale._dom_classes + explorer.table._dom_classes
+    )
 
 
 def test_explorer_rejects_names_of_the_wrong_length():
@@ -83,4 +93,6 @@ def test_lecture_1_runs_top_to_bottom_with_its_explorer_and_figures():
     assert "4,299,816,960,000" in "".join(o.get("text", "") for o in outputs)
     for path in [ROOT / "lectures" / "01_self_attention.ipynb"]:
         committed = __import__("nbformat").read(path, as_version=4)
-        assert not [c for c in committed.cells if c.cell_type == "code" and (c.outputs or c.execution_count)], f"strip the outputs of {path.name}"
+        assert not [c for c in committed.cells if c.cell_type == "code" and (c.outputs or c.execution_count)], (
+            f"strip the outputs of {path.name}"
+        )

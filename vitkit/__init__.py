@@ -9,7 +9,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the names below are imported on first use: ``import vitkit.course`` (a grading worker) needs no torch
+if (
+    TYPE_CHECKING
+):  # the names below are imported on first use: ``import vitkit.course`` (a grading worker) needs no torch
     from torch import nn
 
     from vitkit.attention import Attention, self_attention
@@ -18,18 +20,43 @@ if TYPE_CHECKING:  # the names below are imported on first use: ``import vitkit.
     from vitkit.vit import Block, ViT, ViTConfig, create_model, list_models, register_model
 
 _LAZY = {
-    "Attention": "attention", "self_attention": "attention", "CNNConfig": "cnn", "ResNet": "cnn",
-    "PatchEmbed": "embedding", "patchify": "embedding", "resample_pos_embed": "embedding",
-    "sincos_pos_embed_2d": "embedding", "unpatchify": "embedding", "Block": "vit", "ViT": "vit", "ViTConfig": "vit",
-    "create_model": "vit", "list_models": "vit", "register_model": "vit",
+    "Attention": "attention",
+    "self_attention": "attention",
+    "CNNConfig": "cnn",
+    "ResNet": "cnn",
+    "PatchEmbed": "embedding",
+    "patchify": "embedding",
+    "resample_pos_embed": "embedding",
+    "sincos_pos_embed_2d": "embedding",
+    "unpatchify": "embedding",
+    "Block": "vit",
+    "ViT": "vit",
+    "ViTConfig": "vit",
+    "create_model": "vit",
+    "list_models": "vit",
+    "register_model": "vit",
 }
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Attention", "Block", "CNNConfig", "PatchEmbed", "ResNet", "ViT", "ViTConfig", "count_flops", "count_params",
-    "create_model", "list_models", "patchify", "register_model", "resample_pos_embed", "self_attention",
-    "sincos_pos_embed_2d", "unpatchify",
+    "Attention",
+    "Block",
+    "CNNConfig",
+    "PatchEmbed",
+    "ResNet",
+    "ViT",
+    "ViTConfig",
+    "count_flops",
+    "count_params",
+    "create_model",
+    "list_models",
+    "patchify",
+    "register_model",
+    "resample_pos_embed",
+    "self_attention",
+    "sincos_pos_embed_2d",
+    "unpatchify",
 ]
 
 
@@ -58,14 +85,20 @@ def _cpu_attention_flops() -> dict:
     aten = torch.ops.aten
     if not hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
         return {}
-    def raw(formula):  # torch's formulas already take tensors (wrapped when registered): FlopCounterMode must not wrap again
+
+    def raw(
+        formula,
+    ):  # torch's formulas already take tensors (wrapped when registered): FlopCounterMode must not wrap again
         def counted(*args, **kwargs):
             return formula(*args, **kwargs)
+
         counted._get_raw = True
         return counted
 
-    return {aten._scaled_dot_product_flash_attention_for_cpu: raw(sdpa_flop),
-            aten._scaled_dot_product_flash_attention_for_cpu_backward: raw(sdpa_backward_flop)}
+    return {
+        aten._scaled_dot_product_flash_attention_for_cpu: raw(sdpa_flop),
+        aten._scaled_dot_product_flash_attention_for_cpu_backward: raw(sdpa_backward_flop),
+    }
 
 
 def count_flops(model: nn.Module, input_size, backward: bool = False) -> int:

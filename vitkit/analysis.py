@@ -40,7 +40,7 @@ def load_photo(name: str = "astronaut", size: int | None = 224) -> torch.Tensor:
     h, w = image.shape[1:]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    image = image[:, top:top + side, left:left + side]
+    image = image[:, top : top + side, left : left + side]
     if size is not None and size != side:
         image = F.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
     return image.clamp(0, 1)
@@ -144,7 +144,9 @@ def rollout_map(attentions, size: int | tuple[int, int], num_prefix_tokens: int 
 def patch_distances(grid_size: int | tuple[int, int], patch_size: int = 1) -> torch.Tensor:
     """Euclidean distances between patch centres, in pixels: (N, N), N = h·w patches in row-major order."""
     h, w = (grid_size, grid_size) if isinstance(grid_size, int) else grid_size
-    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    rows, cols = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
+    )
     centres = torch.stack([rows.flatten(), cols.flatten()], dim=1) * patch_size  # (N, 2)
     return torch.cdist(centres, centres)
 
@@ -204,7 +206,9 @@ def to_image(image: torch.Tensor):
     return array[..., 0] if array.shape[-1] == 1 else array
 
 
-def plot_attention_maps(image: torch.Tensor, maps: torch.Tensor, titles=None, alpha: float = 0.6, cmap: str = "inferno", axes=None):
+def plot_attention_maps(
+    image: torch.Tensor, maps: torch.Tensor, titles=None, alpha: float = 0.6, cmap: str = "inferno", axes=None
+):
     """The image, then each map (K, H, W) overlaid on it. Returns the matplotlib figure."""
     plt = _plt()
     maps = maps.detach().cpu()
@@ -224,14 +228,18 @@ def plot_attention_maps(image: torch.Tensor, maps: torch.Tensor, titles=None, al
     return fig
 
 
-def plot_pos_embed_similarity(similarity: torch.Tensor, grid_size: int | tuple[int, int], title: str | None = None, step: int = 1):
+def plot_pos_embed_similarity(
+    similarity: torch.Tensor, grid_size: int | tuple[int, int], title: str | None = None, step: int = 1
+):
     """The ViT paper's picture: for each patch (every ``step``-th row and column), its similarity to all
     patches, drawn as a small grid at that patch's place. similarity: (N, N). Returns the figure."""
     plt = _plt()
     h, w = (grid_size, grid_size) if isinstance(grid_size, int) else grid_size
     sim = similarity.detach().float().cpu().reshape(h, w, h, w)
     rows, cols = list(range(0, h, step)), list(range(0, w, step))
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(0.55 * len(cols) + 1, 0.55 * len(rows) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), len(cols), figsize=(0.55 * len(cols) + 1, 0.55 * len(rows) + 0.6), squeeze=False
+    )
     for a, r in enumerate(rows):
         for b, c in enumerate(cols):
             ax = axes[a][b]
@@ -250,7 +258,9 @@ def plot_pos_embed_similarity(similarity: torch.Tensor, grid_size: int | tuple[i
     return fig
 
 
-def plot_mean_attention_distance(distances: torch.Tensor, title: str | None = None, ax=None, ylabel: str = "mean attention distance (pixels)"):
+def plot_mean_attention_distance(
+    distances: torch.Tensor, title: str | None = None, ax=None, ylabel: str = "mean attention distance (pixels)"
+):
     """One dot per head at each layer, like the ViT paper's Figure 7 (right). distances: (layers, H)."""
     plt = _plt()
     if ax is None:

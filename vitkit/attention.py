@@ -37,9 +37,13 @@ def self_attention(x, w_q, w_k, w_v, mask=None, scale: bool = True):
         raise ValueError(f"x must have shape (N, D) or (B, N, D), got {tuple(x.shape)}")
     for name, w in (("w_q", w_q), ("w_k", w_k), ("w_v", w_v)):
         if w.dim() != 2 or w.shape[0] != x.shape[-1]:
-            raise ValueError(f"{name} must have shape ({x.shape[-1]}, d), matching x's last dimension; got {tuple(w.shape)}")
+            raise ValueError(
+                f"{name} must have shape ({x.shape[-1]}, d), matching x's last dimension; got {tuple(w.shape)}"
+            )
     if w_q.shape[1] != w_k.shape[1]:
-        raise ValueError(f"queries and keys must have the same size to take dot products: w_q gives {w_q.shape[1]}, w_k gives {w_k.shape[1]}")
+        raise ValueError(
+            f"queries and keys must have the same size to take dot products: w_q gives {w_q.shape[1]}, w_k gives {w_k.shape[1]}"
+        )
 
     query = x @ w_q  # (…, N, d_k)
     key = x @ w_k  # (…, N, d_k)
@@ -62,10 +66,14 @@ class Attention(nn.Module):
     path softmax(q·kᵀ/√d)·v and also returns the weights (B, num_heads, N, N).
     """
 
-    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0, proj_drop: float = 0.0):
+    def __init__(
+        self, dim: int, num_heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0, proj_drop: float = 0.0
+    ):
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}; each head gets dim // num_heads channels")
+            raise ValueError(
+                f"dim {dim} is not divisible by num_heads {num_heads}; each head gets dim // num_heads channels"
+            )
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim**-0.5

@@ -68,8 +68,16 @@ def timm_twin(model) -> torch.nn.Module:
 
     c = model.config
     return VisionTransformer(
-        img_size=c.img_size, patch_size=c.patch_size, in_chans=c.in_chans, num_classes=c.num_classes, embed_dim=c.dim,
-        depth=c.depth, num_heads=c.num_heads, mlp_ratio=c.mlp_ratio, qkv_bias=c.qkv_bias, global_pool="token",
+        img_size=c.img_size,
+        patch_size=c.patch_size,
+        in_chans=c.in_chans,
+        num_classes=c.num_classes,
+        embed_dim=c.dim,
+        depth=c.depth,
+        num_heads=c.num_heads,
+        mlp_ratio=c.mlp_ratio,
+        qkv_bias=c.qkv_bias,
+        global_pool="token",
     )
 
 
@@ -89,7 +97,10 @@ def model(args) -> list[str]:
         images = torch.randn(batch, c.in_chans, c.img_size, c.img_size)
         labels = torch.randint(0, c.num_classes, (batch,))
         flops = count_flops(ours, images.shape, backward=True)
-        t = alternate({"vitkit": training_step(ours, images, labels), "timm": training_step(theirs, images, labels)}, rounds=args.rounds)
+        t = alternate(
+            {"vitkit": training_step(ours, images, labels), "timm": training_step(theirs, images, labels)},
+            rounds=args.rounds,
+        )
         lines += [
             f"{name} ({c.img_size}×{c.img_size}, batch {batch}): step vitkit {t['vitkit'] * 1e3:.0f} ms, timm {t['timm'] * 1e3:.0f} ms",
             f"  step time vitkit ÷ timm: {t['vitkit'] / t['timm']:.3f}   (target ≤ 1.00)",
@@ -105,8 +116,13 @@ def _plain_timm_epoch(model, data, batch_size: int, translate: int):
     from torchvision.transforms import v2
 
     pixels = (data.denormalize(data.train.images) * 255).round().to(torch.uint8)  # the stored digits, as uint8 images
-    pipeline = v2.Compose([v2.RandomCrop(data.image_size, padding=translate), v2.ToDtype(torch.float32, scale=True),
-                           v2.Normalize(data.mean, data.std)])
+    pipeline = v2.Compose(
+        [
+            v2.RandomCrop(data.image_size, padding=translate),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(data.mean, data.std),
+        ]
+    )
 
     class Digits(torch.utils.data.Dataset):
         def __len__(self):
@@ -142,8 +158,11 @@ def train(args) -> list[str]:
     torch.manual_seed(0)
     ours, theirs = create_model("vit_mnist"), timm_twin(create_model("vit_mnist"))
     plain = _plain_timm_epoch(theirs, data, settings["batch_size"], settings["augment"].translate)  # the same shifts
-    t = alternate({"vitkit": lambda: fit(ours, data, **settings, device="cpu", progress=False),
-                   "plain": plain}, rounds=max(1, min(args.rounds, 3) if not args.quick else 1), warmup=1)
+    t = alternate(
+        {"vitkit": lambda: fit(ours, data, **settings, device="cpu", progress=False), "plain": plain},
+        rounds=max(1, min(args.rounds, 3) if not args.quick else 1),
+        warmup=1,
+    )
     n = len(data.train)
     return [
         f"vit_mnist on mnist5k ({n} training images, batch {settings['batch_size']}, one epoch per timing):",
@@ -161,12 +180,38 @@ def _cli_images_per_s(nproc: int, threads: int, steps: int, out: str) -> float:
     import sys
     from pathlib import Path
 
-    args = ["train", "--model", "vit_mnist", "--data", "mnist5k", "--epochs", "2", "--max-steps", str(steps), "--val-size", "0",
-            "--batch-size", "128", "--no-progress", "--out", out, "--device", "cpu"]  # CPU scaling, on a GPU machine too
+    args = [
+        "train",
+        "--model",
+        "vit_mnist",
+        "--data",
+        "mnist5k",
+        "--epochs",
+        "2",
+        "--max-steps",
+        str(steps),
+        "--val-size",
+        "0",
+        "--batch-size",
+        "128",
+        "--no-progress",
+        "--out",
+        out,
+        "--device",
+        "cpu",
+    ]  # CPU scaling, on a GPU machine too
     if nproc == 1:
         cmd = [sys.executable, "-m", "vitkit.cli", *args]
     else:
-        cmd = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", str(nproc), "-m", "vitkit.cli", *args]
+        cmd = [
+            str(Path(sys.executable).with_name("torchrun")),
+            "--standalone",
+            "--nproc_per_node",
+            str(nproc),
+            "-m",
+            "vitkit.cli",
+            *args,
+        ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=900)
     return json.loads((Path(out) / "history.json").read_text())["images_per_s"][-1]  # epoch 2: warmed up
@@ -206,7 +251,9 @@ def accuracy(args) -> list[str]:
     lines = ["each run: the preset's recipe with as many epochs as its measured speed fits into the time limit"]
     for name, target, limit in (("resnet_mnist", 0.985, 45), ("vit_mnist", 0.97, 90)):
         settings = recipe(name)
-        probe = fit(create_model(name), data, **{**settings, "epochs": 2, "max_steps": 16}, device="cpu", progress=False)
+        probe = fit(
+            create_model(name), data, **{**settings, "epochs": 2, "max_steps": 16}, device="cpu", progress=False
+        )
         rate = probe.images_per_s[-1]  # training images/s of this machine now, warmed up
         settings["epochs"] = 1 if args.quick else max(1, int(0.95 * limit * rate / n))  # 5% left for set-up
         torch.manual_seed(0)
@@ -215,8 +262,10 @@ def accuracy(args) -> list[str]:
         fit(model, data, **settings, device="cpu", progress=False)
         seconds = time.perf_counter() - start
         acc = evaluate(model, data.test)["accuracy"]
-        lines.append(f"{name:13s} {settings['epochs']:3d} epochs: test accuracy {acc:.4f} after {seconds:5.1f} s   "
-                     f"(target ≥ {target:.3f} within {limit} s: {'met' if acc >= target and seconds <= limit else 'NOT met'})")
+        lines.append(
+            f"{name:13s} {settings['epochs']:3d} epochs: test accuracy {acc:.4f} after {seconds:5.1f} s   "
+            f"(target ≥ {target:.3f} within {limit} s: {'met' if acc >= target and seconds <= limit else 'NOT met'})"
+        )
     return lines
 
 
@@ -243,8 +292,10 @@ def cpu_bf16(args) -> list[str]:
     from vitkit.train import evaluate, fit, recipe, resolve_precision
 
     flags = open("/proc/cpuinfo").read() if __import__("os").path.exists("/proc/cpuinfo") else ""
-    lines = [f"CPU bf16 instructions: avx512_bf16 {'yes' if 'avx512_bf16' in flags else 'no'}, amx_bf16 {'yes' if 'amx_bf16' in flags else 'no'}; "
-             f"precision='auto' on this CPU runs {resolve_precision('auto', torch.device('cpu'))}"]
+    lines = [
+        f"CPU bf16 instructions: avx512_bf16 {'yes' if 'avx512_bf16' in flags else 'no'}, amx_bf16 {'yes' if 'amx_bf16' in flags else 'no'}; "
+        f"precision='auto' on this CPU runs {resolve_precision('auto', torch.device('cpu'))}"
+    ]
     data = load_dataset("mnist5k", val_size=0)
     images, labels = data.train.images[:64], data.train.labels[:64]
     epochs = 1 if args.quick else 3
@@ -261,16 +312,17 @@ def cpu_bf16(args) -> list[str]:
             settings = {**recipe(name), "epochs": epochs, "max_steps": 4 if args.quick else None}
             fit(model, data, **settings, device="cpu", precision=precision, progress=False)
             accuracy[precision] = evaluate(model, data.test)["accuracy"]
-        lines.append(f"{name:13s} step of 64: fp32 {1000 * t['fp32']:6.1f} ms, bf16 {1000 * t['bf16']:6.1f} ms "
-                     f"(bf16 {t['fp32'] / t['bf16']:.2f}× the speed); after {epochs} epochs of its recipe: test accuracy "
-                     f"fp32 {accuracy['fp32']:.4f}, bf16 {accuracy['bf16']:.4f}")
+        lines.append(
+            f"{name:13s} step of 64: fp32 {1000 * t['fp32']:6.1f} ms, bf16 {1000 * t['bf16']:6.1f} ms "
+            f"(bf16 {t['fp32'] / t['bf16']:.2f}× the speed); after {epochs} epochs of its recipe: test accuracy "
+            f"fp32 {accuracy['fp32']:.4f}, bf16 {accuracy['bf16']:.4f}"
+        )
     return lines
 
 
 @section
 def grading(args) -> list[str]:
     """Autograding: one solution submission per problem set, and a class of 10 with --jobs 2 vs sequential nbgrader."""
-    import json
     import shutil
     import subprocess
     import sys
@@ -278,8 +330,8 @@ def grading(args) -> list[str]:
     from pathlib import Path
 
     from vitkit.course import grade as course_grade
-    from vitkit.course.paths import Course, find_course
     from vitkit.course.confine import kernel_baseline_gb
+    from vitkit.course.paths import Course, find_course
     from vitkit.course.sandbox import Limits, grade_submission
 
     repo = find_course(str(Path(__file__).parent))
@@ -300,19 +352,25 @@ def grading(args) -> list[str]:
             submit(ps, ["solo"])
             start = time.perf_counter()
             [r] = course_grade.autograde(course, [ps], students=["solo"], progress=False)
-            lines.append(f"{ps}: one solution submission {time.perf_counter() - start:5.1f} s wall "
-                         f"({r.score:g}/{sum(t for c in r.scores.values() for _, t in c.values()):g} points, {r.status})   (target < 60 s)")
+            lines.append(
+                f"{ps}: one solution submission {time.perf_counter() - start:5.1f} s wall "
+                f"({r.score:g}/{sum(t for c in r.scores.values() for _, t in c.values()):g} points, {r.status})   (target < 60 s)"
+            )
         ps = pss[0]
         submit(ps, ["solo"])
         template, limits = course_grade.make_template(course, ps), Limits(baseline_gb=kernel_baseline_gb())
         course_grade._preload()
         times = []
-        for _ in range(2 if args.quick else 5):  # the task alone, as a worker runs it: the template is made once per class
+        for _ in range(
+            2 if args.quick else 5
+        ):  # the task alone, as a worker runs it: the template is made once per class
             start = time.perf_counter()
             grade_submission(course, "solo", ps, limits, template)
             times.append(time.perf_counter() - start)
-        lines.append(f"{ps}: one submission at a time, median of {len(times)}: {statistics.median(times):.2f} s "
-                     f"(min {min(times):.2f} s)   (was about 6 s before the kernel was confined apart from nbgrader)")
+        lines.append(
+            f"{ps}: one submission at a time, median of {len(times)}: {statistics.median(times):.2f} s "
+            f"(min {min(times):.2f} s)   (was about 6 s before the kernel was confined apart from nbgrader)"
+        )
         n = 4 if args.quick else 10
         students = [f"s{i:02d}" for i in range(n)]
         shutil.rmtree(root / "submitted", ignore_errors=True)
@@ -320,9 +378,17 @@ def grading(args) -> list[str]:
         bindir = str(Path(sys.executable).parent)
         env = dict(__import__("os").environ, PATH=bindir + ":" + __import__("os").environ["PATH"])
         course.gradebook.unlink(missing_ok=True)
-        subprocess.run([f"{bindir}/nbgrader", "generate_assignment", ps, "--force"], cwd=root, env=env, check=True, capture_output=True)
+        subprocess.run(
+            [f"{bindir}/nbgrader", "generate_assignment", ps, "--force"],
+            cwd=root,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         start = time.perf_counter()
-        subprocess.run([f"{bindir}/nbgrader", "autograde", ps, "--force"], cwd=root, env=env, check=True, capture_output=True)
+        subprocess.run(
+            [f"{bindir}/nbgrader", "autograde", ps, "--force"], cwd=root, env=env, check=True, capture_output=True
+        )
         sequential = time.perf_counter() - start
         from nbgrader.api import Gradebook
 
@@ -333,9 +399,11 @@ def grading(args) -> list[str]:
         results = course_grade.autograde(course, [ps], jobs=2, limits=Limits(), progress=False)
         parallel = time.perf_counter() - start
         ours = {r.student: r.score for r in results}
-        lines += [f"{ps}, class of {n}: sequential `nbgrader autograde` {sequential:.1f} s, `vitkit course autograde --jobs 2` "
-                  f"{parallel:.1f} s (sandboxed, includes the LocalCluster start)",
-                  f"  speed-up {sequential / parallel:.2f}×   (target ≥ 1.6×); grades identical: {ours == plain}"]
+        lines += [
+            f"{ps}, class of {n}: sequential `nbgrader autograde` {sequential:.1f} s, `vitkit course autograde --jobs 2` "
+            f"{parallel:.1f} s (sandboxed, includes the LocalCluster start)",
+            f"  speed-up {sequential / parallel:.2f}×   (target ≥ 1.6×); grades identical: {ours == plain}",
+        ]
     return lines
 
 
@@ -369,7 +437,9 @@ def notebooks(args) -> list[str]:
     lines = []
     for path, limit in cases:
         seconds = _execute_seconds(path, env)
-        lines.append(f"  {path.relative_to(root)}: {seconds:5.1f} s   (target < {limit} s: {'met' if seconds < limit else 'NOT met'})")
+        lines.append(
+            f"  {path.relative_to(root)}: {seconds:5.1f} s   (target < {limit} s: {'met' if seconds < limit else 'NOT met'})"
+        )
     return lines
 
 

@@ -14,13 +14,25 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("vitkit.cli", "list the model presets with their parameter counts"),
     "bench": ("vitkit.bench", "benchmarks printing side-by-side ratios (make bench)"),
-    "course": ("vitkit.course", "instructor: release, collect, autograde (sandboxed, on Dask), feedback, export, report"),
+    "course": (
+        "vitkit.course",
+        "instructor: release, collect, autograde (sandboxed, on Dask), feedback, export, report",
+    ),
     "check": ("vitkit.course.check", "student: run a notebook's visible tests and print a per-question summary"),
-    "pretrain": ("vitkit.pretrain", "pre-train the tiny ViT on generated glyphs: writes vitkit/checkpoints/vit_glyphs.pt (PS5)"),
-    "tutorial": ("vitkit.tutorial", "run the ViT-vs-CNN tutorial headless: report, figures and table under build/ (make tutorial)"),
+    "pretrain": (
+        "vitkit.pretrain",
+        "pre-train the tiny ViT on generated glyphs: writes vitkit/checkpoints/vit_glyphs.pt (PS5)",
+    ),
+    "tutorial": (
+        "vitkit.tutorial",
+        "run the ViT-vs-CNN tutorial headless: report, figures and table under build/ (make tutorial)",
+    ),
     "train": ("vitkit.train", "train a model preset on a data set (per-epoch table, checkpoint, history)"),
     "eval": ("vitkit.train", "evaluate a checkpoint on a data set's split"),
-    "doctor": ("vitkit.train", "say what training will use on this machine and why: device, precision, compile, processes per GPU"),
+    "doctor": (
+        "vitkit.train",
+        "say what training will use on this machine and why: device, precision, compile, processes per GPU",
+    ),
 }
 
 
@@ -39,7 +51,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vitkit", description="Vision Transformers course kit: models, training, grading.")
+    parser = argparse.ArgumentParser(
+        prog="vitkit", description="Vision Transformers course kit: models, training, grading."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = next((a for a in argv if a in COMMANDS), None)
     for name, (module, help_text) in COMMANDS.items():

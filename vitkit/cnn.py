@@ -28,7 +28,9 @@ class CNNConfig:
     def __post_init__(self):
         self.widths = tuple(self.widths)
         if not self.widths or self.blocks_per_stage < 1:
-            raise ValueError(f"a CNN needs at least one stage of at least one block, got widths={self.widths}, blocks_per_stage={self.blocks_per_stage}")
+            raise ValueError(
+                f"a CNN needs at least one stage of at least one block, got widths={self.widths}, blocks_per_stage={self.blocks_per_stage}"
+            )
 
 
 class BasicBlock(nn.Module):
@@ -43,7 +45,9 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = nn.Identity()
         if stride != 1 or in_chans != out_chans:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_chans, out_chans, 1, stride, bias=False), nn.BatchNorm2d(out_chans))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_chans, out_chans, 1, stride, bias=False), nn.BatchNorm2d(out_chans)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
@@ -61,7 +65,9 @@ class ResNet(nn.Module):
         elif kwargs:
             config = dataclasses.replace(config, **kwargs)
         self.config = c = config
-        self.stem = nn.Sequential(nn.Conv2d(c.in_chans, c.widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(c.widths[0]), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(c.in_chans, c.widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(c.widths[0]), nn.ReLU(inplace=True)
+        )
         stages, chans = [], c.widths[0]
         for i, width in enumerate(c.widths):
             blocks = [BasicBlock(chans, width, stride=1 if i == 0 else 2)]
@@ -81,7 +87,9 @@ class ResNet(nn.Module):
         if images.dim() != 4:
             raise ValueError(f"ResNet expects images of shape (B, C, H, W), got {tuple(images.shape)}")
         if images.shape[1] != self.config.in_chans:
-            raise ValueError(f"expected images with {self.config.in_chans} channel(s), got {images.shape[1]} (shape {tuple(images.shape)})")
+            raise ValueError(
+                f"expected images with {self.config.in_chans} channel(s), got {images.shape[1]} (shape {tuple(images.shape)})"
+            )
         return self.stages(self.stem(images))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -35,9 +35,13 @@ class ConvMixerConfig:
     def __post_init__(self):
         if self.img_size % self.patch_size:
             lower = self.img_size - self.img_size % self.patch_size
-            raise ValueError(f"image size {self.img_size} is not divisible by patch size {self.patch_size}; use img_size={lower} or {lower + self.patch_size}")
+            raise ValueError(
+                f"image size {self.img_size} is not divisible by patch size {self.patch_size}; use img_size={lower} or {lower + self.patch_size}"
+            )
         if self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd so that 'same' padding keeps the grid, got {self.kernel_size}; use {self.kernel_size + 1}")
+            raise ValueError(
+                f"kernel_size must be odd so that 'same' padding keeps the grid, got {self.kernel_size}; use {self.kernel_size + 1}"
+            )
 
 
 class MixerBlock(nn.Module):
@@ -45,7 +49,9 @@ class MixerBlock(nn.Module):
 
     def __init__(self, dim: int, kernel_size: int):
         super().__init__()
-        self.spatial = nn.Sequential(nn.Conv2d(dim, dim, kernel_size, groups=dim, padding=kernel_size // 2), nn.GELU(), nn.BatchNorm2d(dim))
+        self.spatial = nn.Sequential(
+            nn.Conv2d(dim, dim, kernel_size, groups=dim, padding=kernel_size // 2), nn.GELU(), nn.BatchNorm2d(dim)
+        )
         self.channel = nn.Sequential(nn.Conv2d(dim, dim, 1), nn.GELU(), nn.BatchNorm2d(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,7 +68,9 @@ class ConvMixer(nn.Module):
         elif kwargs:
             config = dataclasses.replace(config, **kwargs)
         self.config = c = config
-        self.patch_embed = nn.Sequential(nn.Conv2d(c.in_chans, c.dim, c.patch_size, stride=c.patch_size), nn.GELU(), nn.BatchNorm2d(c.dim))
+        self.patch_embed = nn.Sequential(
+            nn.Conv2d(c.in_chans, c.dim, c.patch_size, stride=c.patch_size), nn.GELU(), nn.BatchNorm2d(c.dim)
+        )
         self.blocks = nn.Sequential(*(MixerBlock(c.dim, c.kernel_size) for _ in range(c.depth)))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(c.dim, c.num_classes)
@@ -79,4 +87,11 @@ class ConvMixer(nn.Module):
 @register_model
 def convmixer_mnist(**overrides) -> ConvMixer:
     """ConvMixer for 28×28 grey images: 4×4 patches (a 7×7 grid), 128 channels, 6 blocks, 5×5 depthwise kernels."""
-    return ConvMixer(ConvMixerConfig(**{**dict(img_size=28, in_chans=1, num_classes=10, dim=128, depth=6, patch_size=4, kernel_size=5), **overrides}))
+    return ConvMixer(
+        ConvMixerConfig(
+            **{
+                **dict(img_size=28, in_chans=1, num_classes=10, dim=128, depth=6, patch_size=4, kernel_size=5),
+                **overrides,
+            }
+        )
+    )

@@ -33,7 +33,9 @@ class DistilledViT(ViT):
         super().__init__(config, **kwargs)
         c = self.config
         if c.pool != "cls":
-            raise ValueError(f"a distilled ViT classifies its CLS and distillation tokens, so pool must be 'cls', got {c.pool!r}")
+            raise ValueError(
+                f"a distilled ViT classifies its CLS and distillation tokens, so pool must be 'cls', got {c.pool!r}"
+            )
         self.num_prefix_tokens = 2  # CLS, then the distillation token
         self.dist_token = nn.Parameter(torch.zeros(1, 1, c.dim))
         nn.init.trunc_normal_(self.dist_token, std=0.02)
@@ -41,7 +43,9 @@ class DistilledViT(ViT):
         if c.pos_embed == "learned":
             self.pos_embed = nn.Parameter(torch.randn(1, num_tokens, c.dim) * 0.02)
         else:  # the fixed sin-cos grid of the patches; zeros (no position) for both prefix tokens
-            self.register_buffer("pos_embed", torch.cat([torch.zeros(1, 1, c.dim), self.pos_embed], dim=1), persistent=False)
+            self.register_buffer(
+                "pos_embed", torch.cat([torch.zeros(1, 1, c.dim), self.pos_embed], dim=1), persistent=False
+            )
         self.head_dist = nn.Linear(c.dim, c.num_classes) if c.num_classes > 0 else nn.Identity()
         if c.num_classes > 0:
             nn.init.trunc_normal_(self.head_dist.weight, std=0.02)
@@ -51,7 +55,9 @@ class DistilledViT(ViT):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, 2 + N, D): CLS and distillation tokens, then the patch tokens, plus position embeddings."""
         if images.dim() != 4:
-            raise ValueError(f"ViT expects images of shape (B, C, H, W), got {tuple(images.shape)}; add a batch dimension with images.unsqueeze(0)")
+            raise ValueError(
+                f"ViT expects images of shape (B, C, H, W), got {tuple(images.shape)}; add a batch dimension with images.unsqueeze(0)"
+            )
         x = self.patch_embed(images)  # (B, N, D)
         B = x.shape[0]
         x = torch.cat([self.cls_token.expand(B, -1, -1), self.dist_token.expand(B, -1, -1), x], dim=1)  # (B, 2 + N, D)

@@ -39,7 +39,9 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     return x.reshape(B, (H // p) * (W // p), p * p * C)
 
 
-def unpatchify(patches: torch.Tensor, patch_size: int, image_size: int | tuple[int, int], in_chans: int) -> torch.Tensor:
+def unpatchify(
+    patches: torch.Tensor, patch_size: int, image_size: int | tuple[int, int], in_chans: int
+) -> torch.Tensor:
     """Inverse of :func:`patchify`: (B, N, P*P*C) -> (B, C, H, W)."""
     H, W = (image_size, image_size) if isinstance(image_size, int) else image_size
     p = patch_size
@@ -64,7 +66,9 @@ class PatchEmbed(nn.Module):
         super().__init__()
         if img_size % patch_size:
             lower = img_size - img_size % patch_size
-            raise ValueError(f"image size {img_size} is not divisible by patch size {patch_size}; use img_size={lower} or {lower + patch_size}, or another patch size")
+            raise ValueError(
+                f"image size {img_size} is not divisible by patch size {patch_size}; use img_size={lower} or {lower + patch_size}, or another patch size"
+            )
         self.img_size, self.patch_size, self.in_chans = img_size, patch_size, in_chans
         self.grid_size = img_size // patch_size
         self.num_patches = self.grid_size**2
@@ -94,7 +98,9 @@ def sincos_pos_embed_2d(grid_size: int | tuple[int, int], dim: int, temperature:
     h, w = (grid_size, grid_size) if isinstance(grid_size, int) else grid_size
     if dim % 4:
         raise ValueError(f"2-D sin-cos position embeddings need dim divisible by 4, got {dim}")
-    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    rows, cols = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
+    )
     omega = 1.0 / temperature ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))  # (dim/4,)
     out_rows = rows.reshape(-1, 1) * omega  # (h*w, dim/4)
     out_cols = cols.reshape(-1, 1) * omega
@@ -102,7 +108,9 @@ def sincos_pos_embed_2d(grid_size: int | tuple[int, int], dim: int, temperature:
     return emb.float()
 
 
-def resample_pos_embed(pos_embed: torch.Tensor, new_grid: int | tuple[int, int], num_prefix_tokens: int = 1, mode: str = "bicubic") -> torch.Tensor:
+def resample_pos_embed(
+    pos_embed: torch.Tensor, new_grid: int | tuple[int, int], num_prefix_tokens: int = 1, mode: str = "bicubic"
+) -> torch.Tensor:
     """Move a square grid of position embeddings to a new grid size (to fine-tune at another resolution).
 
     pos_embed: (1, num_prefix_tokens + h*w, D); the prefix (the CLS entry) is kept as it is.
@@ -114,7 +122,9 @@ def resample_pos_embed(pos_embed: torch.Tensor, new_grid: int | tuple[int, int],
     prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
     old = math.isqrt(grid.shape[1])
     if old * old != grid.shape[1]:
-        raise ValueError(f"{grid.shape[1]} grid tokens are not a square grid; is num_prefix_tokens={num_prefix_tokens} right?")
+        raise ValueError(
+            f"{grid.shape[1]} grid tokens are not a square grid; is num_prefix_tokens={num_prefix_tokens} right?"
+        )
     if (old, old) == (new_h, new_w):
         return pos_embed
     dim = grid.shape[-1]

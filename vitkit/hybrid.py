@@ -34,18 +34,26 @@ class ConvStem(nn.Module):
         super().__init__()
         halvings = int(math.log2(patch_size)) if patch_size >= 2 else 0
         if patch_size < 2 or 2**halvings != patch_size:
-            raise ValueError(f"a convolutional stem halves the image with stride-2 convolutions, so patch_size must be a power of 2 "
-                             f"(2, 4, 8, 16), got {patch_size}")
+            raise ValueError(
+                f"a convolutional stem halves the image with stride-2 convolutions, so patch_size must be a power of 2 "
+                f"(2, 4, 8, 16), got {patch_size}"
+            )
         if img_size % patch_size:
             lower = img_size - img_size % patch_size
-            raise ValueError(f"image size {img_size} is not divisible by patch size {patch_size}; use img_size={lower} or {lower + patch_size}")
+            raise ValueError(
+                f"image size {img_size} is not divisible by patch size {patch_size}; use img_size={lower} or {lower + patch_size}"
+            )
         self.img_size, self.patch_size, self.in_chans = img_size, patch_size, in_chans
         self.grid_size = img_size // patch_size
         self.num_patches = self.grid_size**2
         widths = [max(8, embed_dim // 2 ** (halvings - i)) for i in range(halvings)]  # e.g. P=4, D=128: 32, 64
         layers, chans = [], in_chans
         for width in widths:
-            layers += [nn.Conv2d(chans, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(chans, width, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            ]
             chans = width
         self.convs = nn.Sequential(*layers)
         self.proj = nn.Conv2d(chans, embed_dim, kernel_size=1)  # the 1×1 convolution to the token width
@@ -53,8 +61,10 @@ class ConvStem(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         _, _, H, W = _check_images(images, self.patch_size, self.in_chans)
         if (H, W) != (self.img_size, self.img_size):
-            raise ValueError(f"this model takes {self.img_size}×{self.img_size} images, got {H}×{W}; resize the images or build "
-                             f"the model with img_size={H}")
+            raise ValueError(
+                f"this model takes {self.img_size}×{self.img_size} images, got {H}×{W}; resize the images or build "
+                f"the model with img_size={H}"
+            )
         return self.proj(self.convs(images)).flatten(2).transpose(1, 2)  # (B, D, H/P, W/P) -> (B, N, D)
 
 

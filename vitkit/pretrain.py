@@ -41,18 +41,36 @@ from vitkit.vit import ViT, ViTConfig
 CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "vit_glyphs.pt"
 CHARACTERS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 FONTS = (
-    "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf",
-    "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSansMono-Oblique.ttf", "DejaVuSansMono-BoldOblique.ttf",
-    "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSerif-BoldItalic.ttf",
-    "STIXGeneral.ttf", "STIXGeneralBol.ttf", "STIXGeneralItalic.ttf", "STIXGeneralBolIta.ttf",
-    "cmr10.ttf", "cmss10.ttf", "cmtt10.ttf", "cmb10.ttf", "cmti10.ttf",
+    "DejaVuSans.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSans-Oblique.ttf",
+    "DejaVuSans-BoldOblique.ttf",
+    "DejaVuSansMono.ttf",
+    "DejaVuSansMono-Bold.ttf",
+    "DejaVuSansMono-Oblique.ttf",
+    "DejaVuSansMono-BoldOblique.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSerif-Bold.ttf",
+    "DejaVuSerif-Italic.ttf",
+    "DejaVuSerif-BoldItalic.ttf",
+    "STIXGeneral.ttf",
+    "STIXGeneralBol.ttf",
+    "STIXGeneralItalic.ttf",
+    "STIXGeneralBolIta.ttf",
+    "cmr10.ttf",
+    "cmss10.ttf",
+    "cmtt10.ttf",
+    "cmb10.ttf",
+    "cmti10.ttf",
 )
 STROKES = (0, 1, 2)  # extra stroke width in pixels at the 48-pt rendering: thin, regular, bold pens
 
 
 def glyph_config(num_classes: int = len(CHARACTERS)) -> ViTConfig:
     """The tiny ViT that is pre-trained: 28×28 grey images, 7×7 patches (16 tokens + CLS), 96 wide, 4 blocks of 3 heads."""
-    return ViTConfig(img_size=28, patch_size=7, in_chans=1, num_classes=num_classes, dim=96, depth=4, num_heads=3, mlp_ratio=2.0)
+    return ViTConfig(
+        img_size=28, patch_size=7, in_chans=1, num_classes=num_classes, dim=96, depth=4, num_heads=3, mlp_ratio=2.0
+    )
 
 
 # ----------------------------------------------------------------------------- the glyphs
@@ -75,7 +93,9 @@ def glyph_templates() -> tuple[torch.Tensor, torch.Tensor]:
         for label, char in enumerate(CHARACTERS):
             for stroke in STROKES:
                 canvas = Image.new("L", (96, 96), 0)
-                ImageDraw.Draw(canvas).text((48, 48), char, fill=255, font=font, anchor="mm", stroke_width=stroke, stroke_fill=255)
+                ImageDraw.Draw(canvas).text(
+                    (48, 48), char, fill=255, font=font, anchor="mm", stroke_width=stroke, stroke_fill=255
+                )
                 box = canvas.getbbox()
                 if box is None:
                     continue
@@ -105,13 +125,21 @@ def make_glyphs(n: int, seed: int = 0, batch: int = 4096) -> tuple[torch.Tensor,
         angle, scale, aspect, shear = u(-15, 15) * math.pi / 180, u(0.8, 1.15), u(0.85, 1.15), u(-0.3, 0.3)
         shift = u(-2.5, 2.5), u(-2.5, 2.5)
         cos, sin = torch.cos(angle), torch.sin(angle)
-        sx, sy = 1 / (scale * aspect.sqrt()), aspect.sqrt() / scale  # the grid maps output to input coordinates: inverse scales
-        theta = torch.stack([
-            torch.stack([cos * sx, (-sin + shear) * sx, shift[0] / 14], 1),
-            torch.stack([sin * sy, cos * sy, shift[1] / 14], 1),
-        ], 1)  # (b, 2, 3)
+        sx, sy = (
+            1 / (scale * aspect.sqrt()),
+            aspect.sqrt() / scale,
+        )  # the grid maps output to input coordinates: inverse scales
+        theta = torch.stack(
+            [
+                torch.stack([cos * sx, (-sin + shear) * sx, shift[0] / 14], 1),
+                torch.stack([sin * sy, cos * sy, shift[1] / 14], 1),
+            ],
+            1,
+        )  # (b, 2, 3)
         grid = F.affine_grid(theta, (b, 1, 28, 28), align_corners=False)
-        out = F.grid_sample(templates[pick], grid, mode="bilinear", padding_mode="zeros", align_corners=False)  # (b, 1, 28, 28)
+        out = F.grid_sample(
+            templates[pick], grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )  # (b, 1, 28, 28)
         blur = torch.rand(b, generator=g) < 0.5
         kernel = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]).view(1, 1, 3, 3) / 16
         out = torch.where(blur.view(b, 1, 1, 1), F.conv2d(out, kernel, padding=1), out)
@@ -129,15 +157,32 @@ def glyph_dataset(n_train: int = 60_000, n_val: int = 2_000, seed: int = 0):
     mean, std = train_x.mean().item(), train_x.std().item()
     norm = lambda x: (x - mean) / std  # noqa: E731
     empty = Split(torch.empty(0, 1, 28, 28), torch.empty(0, dtype=torch.long))
-    return Dataset(name="glyphs", train=Split(norm(train_x), train_y), val=Split(norm(val_x), val_y), test=empty,
-                   classes=list(CHARACTERS), image_size=28, in_chans=1, mean=(mean,), std=(std,))
+    return Dataset(
+        name="glyphs",
+        train=Split(norm(train_x), train_y),
+        val=Split(norm(val_x), val_y),
+        test=empty,
+        classes=list(CHARACTERS),
+        image_size=28,
+        in_chans=1,
+        mean=(mean,),
+        std=(std,),
+    )
 
 
 # ----------------------------------------------------------------------------- pre-training
 
 
-def pretrain(out: str | Path = CHECKPOINT, images: int = 50_000, epochs: int = 3, batch_size: int = 128, lr: float = 2e-3,
-             seed: int = 0, max_steps: int | None = None, progress: bool = True) -> ViT:
+def pretrain(
+    out: str | Path = CHECKPOINT,
+    images: int = 50_000,
+    epochs: int = 3,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    seed: int = 0,
+    max_steps: int | None = None,
+    progress: bool = True,
+) -> ViT:
     """Pre-train ``glyph_config()`` on generated glyphs and save it to ``out`` (a vitkit checkpoint, about 1.2 MB).
 
     The file holds the model's config and weights plus a ``pretrain`` record (recipe, glyph statistics,
@@ -150,16 +195,45 @@ def pretrain(out: str | Path = CHECKPOINT, images: int = 50_000, epochs: int = 3
     data = glyph_dataset(images, seed=seed)
     model = ViT(glyph_config())
     started = time.perf_counter()
-    history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=0.05, warmup=0.5, label_smoothing=0.1,
-                  device="cpu", precision="fp32", seed=seed, augment=False, max_steps=max_steps, progress=progress)
+    history = fit(
+        model,
+        data,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=0.05,
+        warmup=0.5,
+        label_smoothing=0.1,
+        device="cpu",
+        precision="fp32",
+        seed=seed,
+        augment=False,
+        max_steps=max_steps,
+        progress=progress,
+    )
     val = evaluate(model, data.val)
-    record = {"data": "glyphs", "characters": CHARACTERS, "images": images, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-              "seed": seed, "max_steps": max_steps, "mean": data.mean, "std": data.std, "val_accuracy": val["accuracy"],
-              "train_loss": history.train_loss, "seconds": round(time.perf_counter() - started, 1), "torch": str(torch.__version__)}
+    record = {
+        "data": "glyphs",
+        "characters": CHARACTERS,
+        "images": images,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "max_steps": max_steps,
+        "mean": data.mean,
+        "std": data.std,
+        "val_accuracy": val["accuracy"],
+        "train_loss": history.train_loss,
+        "seconds": round(time.perf_counter() - started, 1),
+        "torch": str(torch.__version__),
+    }
     save(model.eval(), out, pretrain=record)
     if progress:
-        print(f"glyph pre-training: validation accuracy {val['accuracy']:.1%} on {len(CHARACTERS)} characters, "
-              f"{record['seconds']:.0f} s; saved {out} ({Path(out).stat().st_size / 1e6:.2f} MB)")
+        print(
+            f"glyph pre-training: validation accuracy {val['accuracy']:.1%} on {len(CHARACTERS)} characters, "
+            f"{record['seconds']:.0f} s; saved {out} ({Path(out).stat().st_size / 1e6:.2f} MB)"
+        )
     return model
 
 
@@ -169,7 +243,9 @@ def load_pretrained(path: str | Path = CHECKPOINT, num_classes: int | None = Non
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no pre-trained checkpoint at {path}; make it with `vitkit pretrain --out {path}` (a few CPU minutes)")
+        raise FileNotFoundError(
+            f"no pre-trained checkpoint at {path}; make it with `vitkit pretrain --out {path}` (a few CPU minutes)"
+        )
     model = load(path)
     if num_classes is not None:
         replace_head(model, num_classes)
@@ -203,6 +279,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """``vitkit pretrain``: pre-train the tiny glyph ViT and write its checkpoint."""
-    pretrain(args.out, images=args.images, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-             max_steps=args.steps, progress=not args.quiet)
+    pretrain(
+        args.out,
+        images=args.images,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        max_steps=args.steps,
+        progress=not args.quiet,
+    )
     return 0

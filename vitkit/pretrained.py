@@ -24,8 +24,13 @@ from vitkit.deit import DistilledViT
 from vitkit.hybrid import HybridViT
 from vitkit.vit import ViT, ViTConfig
 
-_MODEL_CLASSES = {"ViT": (ViT, ViTConfig), "ResNet": (ResNet, CNNConfig), "DistilledViT": (DistilledViT, ViTConfig),
-                  "HybridViT": (HybridViT, ViTConfig), "ConvMixer": (ConvMixer, ConvMixerConfig)}
+_MODEL_CLASSES = {
+    "ViT": (ViT, ViTConfig),
+    "ResNet": (ResNet, CNNConfig),
+    "DistilledViT": (DistilledViT, ViTConfig),
+    "HybridViT": (HybridViT, ViTConfig),
+    "ConvMixer": (ConvMixer, ConvMixerConfig),
+}
 
 
 def _state_dict(model_or_state_dict) -> dict[str, torch.Tensor]:
@@ -36,7 +41,16 @@ def _state_dict(model_or_state_dict) -> dict[str, torch.Tensor]:
     raise TypeError(f"expected an nn.Module or a state dict, got {type(model_or_state_dict).__name__}")
 
 
-def _infer_config(state: dict[str, torch.Tensor], num_heads: int | None, patch_key: str, pos_key: str, fc1_key: str, layer_prefix: str, qkv_key: str, head_key: str) -> ViTConfig:
+def _infer_config(
+    state: dict[str, torch.Tensor],
+    num_heads: int | None,
+    patch_key: str,
+    pos_key: str,
+    fc1_key: str,
+    layer_prefix: str,
+    qkv_key: str,
+    head_key: str,
+) -> ViTConfig:
     patch = state[patch_key]  # (D, C, P, P)
     dim, in_chans, patch_size = patch.shape[0], patch.shape[1], patch.shape[2]
     num_tokens = state[pos_key].shape[1]
@@ -48,8 +62,15 @@ def _infer_config(state: dict[str, torch.Tensor], num_heads: int | None, patch_k
     num_classes = state[head_key].shape[0] if head_key in state else 0
     has_bias = qkv_key.format(0) in state
     return ViTConfig(
-        img_size=grid * patch_size, patch_size=patch_size, in_chans=in_chans, num_classes=num_classes, dim=dim, depth=depth,
-        num_heads=num_heads or max(1, dim // 64), mlp_ratio=hidden / dim, qkv_bias=has_bias,
+        img_size=grid * patch_size,
+        patch_size=patch_size,
+        in_chans=in_chans,
+        num_classes=num_classes,
+        dim=dim,
+        depth=depth,
+        num_heads=num_heads or max(1, dim // 64),
+        mlp_ratio=hidden / dim,
+        qkv_bias=has_bias,
     )
 
 
@@ -60,7 +81,9 @@ def _load_exact(model: ViT, state: dict[str, torch.Tensor], source: str) -> ViT:
         raise ValueError(f"{source} weights do not match a vitkit ViT: missing {missing[:5]}, unexpected {extra[:5]}")
     for key, value in state.items():
         if own[key].shape != value.shape:
-            raise ValueError(f"{source} weight {key} has shape {tuple(value.shape)}, vitkit expects {tuple(own[key].shape)}")
+            raise ValueError(
+                f"{source} weight {key} has shape {tuple(value.shape)}, vitkit expects {tuple(own[key].shape)}"
+            )
     model.load_state_dict(state, strict=True)
     return model
 
@@ -74,9 +97,20 @@ def from_timm(model_or_state_dict, num_heads: int | None = None) -> ViT:
     if isinstance(model_or_state_dict, nn.Module) and num_heads is None:
         num_heads = model_or_state_dict.blocks[0].attn.num_heads
         if getattr(model_or_state_dict, "global_pool", "token") != "token":
-            raise ValueError(f"only timm ViTs that classify the class token convert; this one pools {model_or_state_dict.global_pool!r}")
+            raise ValueError(
+                f"only timm ViTs that classify the class token convert; this one pools {model_or_state_dict.global_pool!r}"
+            )
     state = {k: v for k, v in _state_dict(model_or_state_dict).items()}
-    config = _infer_config(state, num_heads, "patch_embed.proj.weight", "pos_embed", "blocks.{}.mlp.fc1.weight", r"blocks\.(\d+)\.", "blocks.{}.attn.qkv.bias", "head.weight")
+    config = _infer_config(
+        state,
+        num_heads,
+        "patch_embed.proj.weight",
+        "pos_embed",
+        "blocks.{}.mlp.fc1.weight",
+        r"blocks\.(\d+)\.",
+        "blocks.{}.attn.qkv.bias",
+        "head.weight",
+    )
     return _load_exact(ViT(config), state, "timm")
 
 
@@ -109,7 +143,16 @@ def from_torchvision(model_or_state_dict, num_heads: int | None = None) -> ViT:
             if hits:
                 break
         state[new] = value  # an unmapped key stays as it is and is reported by _load_exact
-    config = _infer_config(state, num_heads, "patch_embed.proj.weight", "pos_embed", "blocks.{}.mlp.fc1.weight", r"blocks\.(\d+)\.", "blocks.{}.attn.qkv.bias", "head.weight")
+    config = _infer_config(
+        state,
+        num_heads,
+        "patch_embed.proj.weight",
+        "pos_embed",
+        "blocks.{}.mlp.fc1.weight",
+        r"blocks\.(\d+)\.",
+        "blocks.{}.attn.qkv.bias",
+        "head.weight",
+    )
     return _load_exact(ViT(config), state, "torchvision")
 
 
@@ -150,7 +193,12 @@ def model_record(model: nn.Module) -> dict:
     kind = type(model).__name__
     if kind not in _MODEL_CLASSES:
         raise TypeError(f"only vitkit models ({', '.join(_MODEL_CLASSES)}) can be saved with their config, got {kind}")
-    return {"format": "vitkit", "class": kind, "config": dataclasses.asdict(model.config), "state_dict": model.state_dict()}
+    return {
+        "format": "vitkit",
+        "class": kind,
+        "config": dataclasses.asdict(model.config),
+        "state_dict": model.state_dict(),
+    }
 
 
 def build_from_record(record: dict) -> nn.Module:
@@ -173,5 +221,7 @@ def load(path: str | os.PathLike, map_location="cpu") -> nn.Module:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    record = torch.load(path, map_location=map_location, weights_only=True)  # plain tensors and containers only: no pickled code runs
+    record = torch.load(
+        path, map_location=map_location, weights_only=True
+    )  # plain tensors and containers only: no pickled code runs
     return build_from_record(record)

@@ -27,18 +27,27 @@ __all__ = ["PROBES", "gaussian_noise", "gradient_saliency", "occlude_patches", "
 def _check_severity(severity: float, name: str) -> float:
     severity = float(severity)
     if not 0.0 <= severity <= 1.0:
-        raise ValueError(f"{name}: severity {severity} is the share of patches affected and must lie in [0, 1]; e.g. severity=0.25")
+        raise ValueError(
+            f"{name}: severity {severity} is the share of patches affected and must lie in [0, 1]; e.g. severity=0.25"
+        )
     return severity
 
 
 def _chosen_patches(batch: int, num_patches: int, count: int, generator, device) -> torch.Tensor:
     """(B, count) distinct patch indices per image, drawn uniformly at random."""
-    scores = torch.rand(batch, num_patches, generator=generator, device="cpu" if generator is None else generator.device)
+    scores = torch.rand(
+        batch, num_patches, generator=generator, device="cpu" if generator is None else generator.device
+    )
     return scores.to(device).argsort(dim=1)[:, :count]
 
 
-def occlude_patches(images: torch.Tensor, severity: float, patch_size: int = 4, fill: float = 0.0,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+def occlude_patches(
+    images: torch.Tensor,
+    severity: float,
+    patch_size: int = 4,
+    fill: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Blank exactly round(severity · N) of the N patches of each image, chosen at random.
 
     images (B, C, H, W) -> (B, C, H, W); H and W must be multiples of ``patch_size``. ``fill`` is the
@@ -56,8 +65,9 @@ def occlude_patches(images: torch.Tensor, severity: float, patch_size: int = 4, 
     return unpatchify(patches, patch_size, images.shape[-2:], images.shape[1])
 
 
-def shuffle_patches(images: torch.Tensor, severity: float, patch_size: int = 4,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+def shuffle_patches(
+    images: torch.Tensor, severity: float, patch_size: int = 4, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Let round(severity · N) of the N patches of each image swap places at random; the rest stay put.
 
     images (B, C, H, W) -> (B, C, H, W). Every image keeps exactly its multiset of patches (and pixels);
@@ -77,7 +87,9 @@ def shuffle_patches(images: torch.Tensor, severity: float, patch_size: int = 4,
     return unpatchify(shuffled, patch_size, images.shape[-2:], images.shape[1])
 
 
-def gaussian_noise(images: torch.Tensor, severity: float, std=(1.0,), generator: torch.Generator | None = None) -> torch.Tensor:
+def gaussian_noise(
+    images: torch.Tensor, severity: float, std=(1.0,), generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Add Gaussian noise of standard deviation ``severity`` in pixel units (pixels in [0, 1]).
 
     images (B, C, H, W), normalised with per-channel ``std`` (the data set's), so the noise added to
@@ -85,7 +97,9 @@ def gaussian_noise(images: torch.Tensor, severity: float, std=(1.0,), generator:
     """
     severity = float(severity)
     if severity < 0:
-        raise ValueError(f"gaussian_noise: severity {severity} is a standard deviation and must be ≥ 0; e.g. severity=0.3")
+        raise ValueError(
+            f"gaussian_noise: severity {severity} is a standard deviation and must be ≥ 0; e.g. severity=0.3"
+        )
     if severity == 0:
         return images.clone()
     scale = severity / torch.as_tensor(std, dtype=images.dtype, device=images.device).view(-1, 1, 1)  # (C, 1, 1)
@@ -102,15 +116,25 @@ PROBES = {
 
 
 @torch.no_grad()
-def robustness_curve(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, probe, severities, seed: int = 0,
-                     batch_size: int = 500, **probe_kwargs) -> list[float]:
+def robustness_curve(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    probe,
+    severities,
+    seed: int = 0,
+    batch_size: int = 500,
+    **probe_kwargs,
+) -> list[float]:
     """Accuracy of ``model`` on ``probe(images, severity)`` for each severity: a list, one float in [0, 1] each.
 
     images (N, C, H, W) normalised, labels (N,). The random damage depends only on ``seed`` and the
     severity's position, so every model sees exactly the same corrupted images.
     """
     if len(images) != len(labels) or len(images) == 0:
-        raise ValueError(f"robustness_curve needs as many labels as images (and some images), got {len(images)} images and {len(labels)} labels")
+        raise ValueError(
+            f"robustness_curve needs as many labels as images (and some images), got {len(images)} images and {len(labels)} labels"
+        )
     device = next(model.parameters()).device
     on_device = labels.to(device)
     was_training = model.training
@@ -121,8 +145,8 @@ def robustness_curve(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
             generator = torch.Generator().manual_seed(seed * 1_000 + i)
             correct = torch.zeros((), dtype=torch.long, device=device)  # counted on the device: one wait per severity
             for start in range(0, len(images), batch_size):
-                damaged = probe(images[start:start + batch_size], severity, generator=generator, **probe_kwargs)
-                correct += (model(damaged.to(device)).argmax(1) == on_device[start:start + batch_size]).sum()
+                damaged = probe(images[start : start + batch_size], severity, generator=generator, **probe_kwargs)
+                correct += (model(damaged.to(device)).argmax(1) == on_device[start : start + batch_size]).sum()
             accuracies.append(correct.item() / len(images))
     finally:
         model.train(was_training)

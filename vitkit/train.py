@@ -36,21 +36,75 @@ from torch import nn
 from vitkit.data import Augment, Dataset, default_augment, load_dataset, make_loader
 from vitkit.pretrained import _unwrap, atomic_save, model_record
 
-__all__ = ["History", "RECIPES", "distillation_loss", "evaluate", "fit", "predict", "recipe", "resolve_device", "resolve_precision"]
+__all__ = [
+    "History",
+    "RECIPES",
+    "distillation_loss",
+    "evaluate",
+    "fit",
+    "predict",
+    "recipe",
+    "resolve_device",
+    "resolve_precision",
+]
 
 # Default recipes per preset: `vitkit train --model NAME --data mnist5k` uses these unless flags say otherwise.
 # 28×28 digits shift by at most 1 pixel: with the 3-pixel default (1/8 of the image) vit_mnist reached 56%
 # instead of 91% test accuracy after 10 epochs on mnist5k (94.8% vs 96.4% after 30); the CNN does not care.
 RECIPES: dict[str, dict] = {
-    "vit_mnist": dict(epochs=30, batch_size=64, lr=1e-3, weight_decay=0.05, warmup=1, label_smoothing=0.1, augment=Augment(translate=1)),
-    "resnet_mnist": dict(epochs=10, batch_size=64, lr=3e-3, weight_decay=0.05, warmup=0.5, label_smoothing=0.0, augment=Augment(translate=1)),
+    "vit_mnist": dict(
+        epochs=30,
+        batch_size=64,
+        lr=1e-3,
+        weight_decay=0.05,
+        warmup=1,
+        label_smoothing=0.1,
+        augment=Augment(translate=1),
+    ),
+    "resnet_mnist": dict(
+        epochs=10,
+        batch_size=64,
+        lr=3e-3,
+        weight_decay=0.05,
+        warmup=0.5,
+        label_smoothing=0.0,
+        augment=Augment(translate=1),
+    ),
     # The debate's arms start from their family's recipe (not tuned on their own): deit_mnist and hybrid_mnist
     # from vit_mnist's, convmixer_mnist from the CNN's. deit_mnist learns a teacher with `--teacher CHECKPOINT`.
-    "deit_mnist": dict(epochs=30, batch_size=64, lr=1e-3, weight_decay=0.05, warmup=1, label_smoothing=0.1, augment=Augment(translate=1)),
-    "hybrid_mnist": dict(epochs=30, batch_size=64, lr=1e-3, weight_decay=0.05, warmup=1, label_smoothing=0.1, augment=Augment(translate=1)),
-    "convmixer_mnist": dict(epochs=10, batch_size=64, lr=3e-3, weight_decay=0.05, warmup=0.5, label_smoothing=0.0, augment=Augment(translate=1)),
-    "vit_cifar": dict(epochs=50, batch_size=128, lr=1e-3, weight_decay=0.05, warmup=5, label_smoothing=0.1, augment=True),
-    "resnet_cifar": dict(epochs=30, batch_size=128, lr=2e-3, weight_decay=0.05, warmup=2, label_smoothing=0.0, augment=True),
+    "deit_mnist": dict(
+        epochs=30,
+        batch_size=64,
+        lr=1e-3,
+        weight_decay=0.05,
+        warmup=1,
+        label_smoothing=0.1,
+        augment=Augment(translate=1),
+    ),
+    "hybrid_mnist": dict(
+        epochs=30,
+        batch_size=64,
+        lr=1e-3,
+        weight_decay=0.05,
+        warmup=1,
+        label_smoothing=0.1,
+        augment=Augment(translate=1),
+    ),
+    "convmixer_mnist": dict(
+        epochs=10,
+        batch_size=64,
+        lr=3e-3,
+        weight_decay=0.05,
+        warmup=0.5,
+        label_smoothing=0.0,
+        augment=Augment(translate=1),
+    ),
+    "vit_cifar": dict(
+        epochs=50, batch_size=128, lr=1e-3, weight_decay=0.05, warmup=5, label_smoothing=0.1, augment=True
+    ),
+    "resnet_cifar": dict(
+        epochs=30, batch_size=128, lr=2e-3, weight_decay=0.05, warmup=2, label_smoothing=0.0, augment=True
+    ),
 }
 _GENERIC = dict(epochs=10, batch_size=128, lr=1e-3, weight_decay=0.05, warmup=1, label_smoothing=0.0, augment=True)
 
@@ -94,8 +148,10 @@ class History:
         """The history as a text table, one line per epoch."""
         lines = ["epoch  train_loss  train_acc  val_loss  val_acc        lr   seconds  images/s"]
         for i in range(len(self)):
-            lines.append(f"{self.epoch[i]:5d}  {self.train_loss[i]:10.4f}  {self.train_accuracy[i]:9.4f}  {self.val_loss[i]:8.4f}  "
-                         f"{self.val_accuracy[i]:7.4f}  {self.lr[i]:8.2e}  {self.seconds[i]:8.1f}  {self.images_per_s[i]:8.0f}")
+            lines.append(
+                f"{self.epoch[i]:5d}  {self.train_loss[i]:10.4f}  {self.train_accuracy[i]:9.4f}  {self.val_loss[i]:8.4f}  "
+                f"{self.val_accuracy[i]:7.4f}  {self.lr[i]:8.2e}  {self.seconds[i]:8.1f}  {self.images_per_s[i]:8.0f}"
+            )
         return "\n".join(lines)
 
     def plot(self, axes=None):
@@ -130,13 +186,17 @@ def _pick_device(device="auto") -> tuple[torch.device, str]:
     if str(device) != "auto":
         chosen = torch.device(device)
         if world > 1 and chosen.type == "mps":
-            raise ValueError(f"device={str(device)!r} under torchrun: gloo, the only backend on a Mac, cannot carry MPS tensors; "
-                             "use device='cpu' (or train in one process on MPS)")
+            raise ValueError(
+                f"device={str(device)!r} under torchrun: gloo, the only backend on a Mac, cannot carry MPS tensors; "
+                "use device='cpu' (or train in one process on MPS)"
+            )
         if world > 1 and chosen.type == "cuda":
             gpus = torch.cuda.device_count()
             if local_world > gpus:
-                raise ValueError(f"device={str(device)!r} under torchrun with {local_world} processes on a machine with {gpus} GPU(s): "
-                                 f"NCCL needs one GPU per process; use --nproc_per_node {gpus} (or device='cpu' / 'auto')")
+                raise ValueError(
+                    f"device={str(device)!r} under torchrun with {local_world} processes on a machine with {gpus} GPU(s): "
+                    f"NCCL needs one GPU per process; use --nproc_per_node {gpus} (or device='cpu' / 'auto')"
+                )
             if chosen.index is None:
                 chosen = torch.device("cuda", local_rank)
         return chosen, f"asked for {chosen}"
@@ -144,21 +204,25 @@ def _pick_device(device="auto") -> tuple[torch.device, str]:
         gpus = torch.cuda.device_count()
         if world > 1 and local_world > gpus:
             # NCCL refuses two ranks on one GPU; every rank sees the same counts, so all of them fall back together
-            return torch.device("cpu"), (f"torchrun started {local_world} processes on this machine but it has {gpus} GPU(s): "
-                                         f"all processes train on the CPU with gloo (use --nproc_per_node {gpus} for the GPUs)")
+            return torch.device("cpu"), (
+                f"torchrun started {local_world} processes on this machine but it has {gpus} GPU(s): "
+                f"all processes train on the CPU with gloo (use --nproc_per_node {gpus} for the GPUs)"
+            )
         index = local_rank if world > 1 else 0
         name = torch.cuda.get_device_name(index)
         return torch.device("cuda", index), f"CUDA is available ({gpus} GPU(s), this process uses GPU {index}: {name})"
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if mps and world > 1:
-        return torch.device("cpu"), "Apple's MPS is available, but torchrun's gloo backend cannot carry MPS tensors: CPU"
+        return torch.device(
+            "cpu"
+        ), "Apple's MPS is available, but torchrun's gloo backend cannot carry MPS tensors: CPU"
     if mps:
         return torch.device("mps"), "no CUDA; Apple's MPS is available"
     return torch.device("cpu"), "no CUDA or MPS device"
 
 
 def resolve_device(device="auto") -> torch.device:
-    """"auto" -> cuda (this rank's GPU under torchrun), then mps, then cpu; anything else as given.
+    """ "auto" -> cuda (this rank's GPU under torchrun), then mps, then cpu; anything else as given.
 
     Under torchrun: more processes than GPUs -> every process on the CPU (gloo); never MPS (gloo cannot carry it).
     """
@@ -193,7 +257,7 @@ def _pick_precision(precision: str, device: torch.device) -> tuple[str, str]:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """"auto" -> "bf16" on CUDA of compute capability 8.0+ (Ampere), "fp16" (with a gradient scaler) on older CUDA
+    """ "auto" -> "bf16" on CUDA of compute capability 8.0+ (Ampere), "fp16" (with a gradient scaler) on older CUDA
     (Volta, Turing, P100), else "fp32"; an explicit "fp32", "bf16" or "fp16" is kept.
 
     On CPUs "auto" stays fp32 even with avx512_bf16: bf16 autocast trained the small presets at the same accuracy
@@ -233,7 +297,12 @@ def _rng_state() -> dict:
     np_state = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "python": [list(random.getstate()[1]), random.getstate()[2]],
     }
     if torch.cuda.is_available():
@@ -244,11 +313,13 @@ def _rng_state() -> dict:
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     random.setstate((3, tuple(state["python"][0]), state["python"][1]))
     if "cuda" in state and torch.cuda.is_available():
         # a machine with fewer GPUs than the one that saved: restore the GPUs this one has (each rank uses one)
-        for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
+        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(cuda_state, index)
 
 
@@ -276,12 +347,19 @@ def _sync_batchnorm(model: nn.Module, device: torch.device):
     swapped = []
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, (nn.SyncBatchNorm, _GlooSyncBatchNorm)):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(
+                child, (nn.SyncBatchNorm, _GlooSyncBatchNorm)
+            ):
                 sync = (nn.SyncBatchNorm if device.type == "cuda" else _GlooSyncBatchNorm)(
-                    child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats).to(device)
+                    child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+                ).to(device)
                 if child.affine:
                     sync.weight, sync.bias = child.weight, child.bias  # the same Parameters: the optimizer's
-                sync.running_mean, sync.running_var, sync.num_batches_tracked = child.running_mean, child.running_var, child.num_batches_tracked
+                sync.running_mean, sync.running_var, sync.num_batches_tracked = (
+                    child.running_mean,
+                    child.running_var,
+                    child.num_batches_tracked,
+                )
                 sync.train(child.training)
                 setattr(parent, name, sync)
                 swapped.append((parent, name, child))
@@ -290,6 +368,7 @@ def _sync_batchnorm(model: nn.Module, device: torch.device):
         for parent, name, child in swapped:
             child.train(getattr(parent, name).training)
             setattr(parent, name, child)
+
     return restore
 
 
@@ -345,6 +424,7 @@ def _warmup_cosine(warmup_steps: int, total_steps: int):
             return (step + 1) / warmup_steps
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
     return factor
 
 
@@ -360,8 +440,15 @@ def _splits(data) -> tuple:
 # ----------------------------------------------------------------------------- distillation (DeiT)
 
 
-def distillation_loss(outputs, teacher_logits: torch.Tensor, labels: torch.Tensor, kind: str = "hard", alpha: float = 0.5,
-                      tau: float = 3.0, label_smoothing: float = 0.0) -> torch.Tensor:
+def distillation_loss(
+    outputs,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor,
+    kind: str = "hard",
+    alpha: float = 0.5,
+    tau: float = 3.0,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
     """DeiT's distillation objective (Touvron et al. 2021), a scalar.
 
     outputs: the student's logits (B, K), or ``(cls_logits, dist_logits)`` from a model with a distillation
@@ -381,8 +468,15 @@ def distillation_loss(outputs, teacher_logits: torch.Tensor, labels: torch.Tenso
     if kind == "hard":
         distill = F.cross_entropy(dist_logits, teacher_logits.argmax(-1))
     elif kind == "soft":
-        distill = F.kl_div(F.log_softmax(dist_logits / tau, -1), F.log_softmax(teacher_logits / tau, -1), reduction="batchmean",
-                           log_target=True) * tau**2
+        distill = (
+            F.kl_div(
+                F.log_softmax(dist_logits / tau, -1),
+                F.log_softmax(teacher_logits / tau, -1),
+                reduction="batchmean",
+                log_target=True,
+            )
+            * tau**2
+        )
     else:
         raise ValueError(f"distillation must be 'hard' or 'soft', got {kind!r}")
     return (1 - alpha) * base + alpha * distill
@@ -419,11 +513,32 @@ def _compiler(compile):
     return lambda module: torch.compile(module, backend=backend)
 
 
-def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.05,
-        warmup: float = 1, label_smoothing: float = 0.0, device="auto", precision: str = "auto", compile=False,
-        checkpoint=None, resume: bool = False, seed: int = 0, progress: bool = True, augment=True, clip_grad: float | None = 1.0,
-        max_steps: int | None = None, num_workers: int | None = None, log=None, teacher: nn.Module | None = None,
-        distillation: str = "hard", distill_alpha: float = 0.5, distill_tau: float = 3.0) -> History:
+def fit(
+    model: nn.Module,
+    data,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 0.05,
+    warmup: float = 1,
+    label_smoothing: float = 0.0,
+    device="auto",
+    precision: str = "auto",
+    compile=False,
+    checkpoint=None,
+    resume: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+    augment=True,
+    clip_grad: float | None = 1.0,
+    max_steps: int | None = None,
+    num_workers: int | None = None,
+    log=None,
+    teacher: nn.Module | None = None,
+    distillation: str = "hard",
+    distill_alpha: float = 0.5,
+    distill_tau: float = 3.0,
+) -> History:
     """Train ``model`` in place on ``data`` (a Dataset: train + validation; or a Split) and return its History.
 
     batch_size is the global batch (split over torchrun ranks); warmup is in epochs (may be fractional);
@@ -444,7 +559,9 @@ def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: flo
     precision = resolve_precision(precision, device)
     rank, world_size = _distributed(device)
     if batch_size % world_size:
-        raise ValueError(f"batch_size {batch_size} is not divisible by the {world_size} processes; use a multiple of {world_size}")
+        raise ValueError(
+            f"batch_size {batch_size} is not divisible by the {world_size} processes; use a multiple of {world_size}"
+        )
     train, val, mean, std = _splits(data)
     if augment is True:
         augment = default_augment(data) if isinstance(data, Dataset) else None
@@ -453,13 +570,29 @@ def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: flo
     elif not augment:
         augment = None
     if augment is not None and mean is None:
-        raise ValueError("augmentation needs the data set's mean and std: pass the Dataset from load_dataset, or augment=False")
-    train_loader = make_loader(train, batch_size // world_size, train=True, augment=augment, mean=mean, std=std, device=device,
-                               seed=seed, rank=rank, world_size=world_size, num_workers=num_workers,
-                               image_size=data.image_size if isinstance(data, Dataset) else None)
+        raise ValueError(
+            "augmentation needs the data set's mean and std: pass the Dataset from load_dataset, or augment=False"
+        )
+    train_loader = make_loader(
+        train,
+        batch_size // world_size,
+        train=True,
+        augment=augment,
+        mean=mean,
+        std=std,
+        device=device,
+        seed=seed,
+        rank=rank,
+        world_size=world_size,
+        num_workers=num_workers,
+        image_size=data.image_size if isinstance(data, Dataset) else None,
+    )
     # made once: an in-memory validation split goes to the device once, not every epoch
-    val_loader = make_loader(val, max(256, batch_size), device=device, rank=rank, world_size=world_size,
-                             num_workers=num_workers) if val is not None else None
+    val_loader = (
+        make_loader(val, max(256, batch_size), device=device, rank=rank, world_size=world_size, num_workers=num_workers)
+        if val is not None
+        else None
+    )
     steps_per_epoch = len(train_loader) if max_steps is None else min(max_steps, len(train_loader))
 
     torch.manual_seed(_rank_seed(seed, rank))  # dropout and stochastic depth: each rank draws its own masks
@@ -467,29 +600,82 @@ def fit(model: nn.Module, data, epochs: int = 10, batch_size: int = 128, lr: flo
     with _device_tuning(model, device):
         restore_batchnorm = _sync_batchnorm(model, device) if world_size > 1 else (lambda: None)
         try:
-            return _fit_loop(model, train_loader, val_loader, steps_per_epoch, epochs=epochs, batch_size=batch_size, lr=lr,
-                             weight_decay=weight_decay, warmup=warmup, label_smoothing=label_smoothing, device=device,
-                             precision=precision, compile=compile, checkpoint=checkpoint, resume=resume, seed=seed,
-                             progress=progress, clip_grad=clip_grad, log=log, rank=rank, world_size=world_size,
-                             teacher=teacher, distillation=distillation, distill_alpha=distill_alpha, distill_tau=distill_tau)
+            return _fit_loop(
+                model,
+                train_loader,
+                val_loader,
+                steps_per_epoch,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                weight_decay=weight_decay,
+                warmup=warmup,
+                label_smoothing=label_smoothing,
+                device=device,
+                precision=precision,
+                compile=compile,
+                checkpoint=checkpoint,
+                resume=resume,
+                seed=seed,
+                progress=progress,
+                clip_grad=clip_grad,
+                log=log,
+                rank=rank,
+                world_size=world_size,
+                teacher=teacher,
+                distillation=distillation,
+                distill_alpha=distill_alpha,
+                distill_tau=distill_tau,
+            )
         finally:
             restore_batchnorm()
 
 
-def _fit_loop(model, train_loader, val_loader, steps_per_epoch, *, epochs, batch_size, lr, weight_decay, warmup, label_smoothing,
-              device, precision, compile, checkpoint, resume, seed, progress, clip_grad, log, rank, world_size,
-              teacher=None, distillation="hard", distill_alpha=0.5, distill_tau=3.0) -> History:
+def _fit_loop(
+    model,
+    train_loader,
+    val_loader,
+    steps_per_epoch,
+    *,
+    epochs,
+    batch_size,
+    lr,
+    weight_decay,
+    warmup,
+    label_smoothing,
+    device,
+    precision,
+    compile,
+    checkpoint,
+    resume,
+    seed,
+    progress,
+    clip_grad,
+    log,
+    rank,
+    world_size,
+    teacher=None,
+    distillation="hard",
+    distill_alpha=0.5,
+    distill_tau=3.0,
+) -> History:
     """fit's epochs, once the data, the device and the processes are settled."""
     # fused: one kernel for the whole update, on CPU as on CUDA (a few % of a small model's step); with fp16 the
     # fused step also reads the gradient scaler's inf check on the device (no wait for the GPU each step)
-    optimizer = torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.999), fused=device.type in ("cpu", "cuda"))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(round(warmup * steps_per_epoch), epochs * steps_per_epoch))
+    optimizer = torch.optim.AdamW(
+        _param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.999), fused=device.type in ("cpu", "cuda")
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _warmup_cosine(round(warmup * steps_per_epoch), epochs * steps_per_epoch)
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     history, start_epoch = History(), 0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if resume:
         if checkpoint is None or not checkpoint.is_file():
-            raise FileNotFoundError(f"resume=True but there is no checkpoint at {checkpoint}; pass the checkpoint= file a previous fit wrote")
+            raise FileNotFoundError(
+                f"resume=True but there is no checkpoint at {checkpoint}; pass the checkpoint= file a previous fit wrote"
+            )
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         _unwrap(model).load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
@@ -502,8 +688,9 @@ def _fit_loop(model, train_loader, val_loader, steps_per_epoch, *, epochs, batch
     trained = model
     if world_size > 1:
         # gradient_as_bucket_view: gradients live in the all-reduce buckets (no copy in and out each step)
-        trained = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                                      gradient_as_bucket_view=True)
+        trained = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, gradient_as_bucket_view=True
+        )
     compiler = _compiler(compile)
     scored = model
     if compiler is not None:
@@ -526,9 +713,15 @@ def _fit_loop(model, train_loader, val_loader, steps_per_epoch, *, epochs, batch
         train_loader.set_epoch(epoch)
         # Everything a step reports stays on the device: the CPU queues the next step while the GPU works. The
         # figures (and the divergence check) are read once per epoch.
-        totals = torch.zeros(4, device=device)  # loss sum, correct, count (real samples only), steps with a non-finite loss
+        totals = torch.zeros(
+            4, device=device
+        )  # loss sum, correct, count (real samples only), steps with a non-finite loss
         first_bad = torch.zeros(2, device=device)  # (step + 1, loss) of the first non-finite loss; step 0 = none
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", leave=False, file=sys.stdout) if show else None
+        bar = (
+            tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", leave=False, file=sys.stdout)
+            if show
+            else None
+        )
         for step, (images, labels, real) in enumerate(train_loader):
             if step >= steps_per_epoch:
                 break
@@ -539,12 +732,16 @@ def _fit_loop(model, train_loader, val_loader, steps_per_epoch, *, epochs, batch
                 if teacher is not None:
                     with torch.no_grad():
                         teacher_logits = teacher(images)
-                    loss = distillation_loss(outputs, teacher_logits, labels, distillation, distill_alpha, distill_tau, label_smoothing)
+                    loss = distillation_loss(
+                        outputs, teacher_logits, labels, distillation, distill_alpha, distill_tau, label_smoothing
+                    )
                 elif isinstance(outputs, tuple):  # both heads of a distilled model learn the labels
                     loss = (loss_fn(outputs[0].float(), labels) + loss_fn(outputs[1].float(), labels)) / 2
                 else:
                     loss = loss_fn(outputs.float(), labels)
-                logits = (outputs[0] + outputs[1]) / 2 if isinstance(outputs, tuple) else outputs  # (B, K): what the model predicts
+                logits = (
+                    (outputs[0] + outputs[1]) / 2 if isinstance(outputs, tuple) else outputs
+                )  # (B, K): what the model predicts
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if clip_grad:
@@ -555,26 +752,42 @@ def _fit_loop(model, train_loader, val_loader, steps_per_epoch, *, epochs, batch
             scheduler.step()
             with torch.no_grad():
                 bad = ~torch.isfinite(loss.detach())
-                first_bad = torch.where(bad & (first_bad[0] == 0), torch.stack([torch.full_like(loss, step + 1), loss.detach()]), first_bad)
+                first_bad = torch.where(
+                    bad & (first_bad[0] == 0), torch.stack([torch.full_like(loss, step + 1), loss.detach()]), first_bad
+                )
                 per_sample = F.cross_entropy(logits.float(), labels, reduction="none")
-                totals += torch.stack([(per_sample * real).sum(), ((logits.argmax(1) == labels) & real).sum(), real.sum(), bad.float()])
+                totals += torch.stack(
+                    [(per_sample * real).sum(), ((logits.argmax(1) == labels) & real).sum(), real.sum(), bad.float()]
+                )
             if bar is not None:
                 bar.update()
         totals = _all_sum(totals, world_size).tolist()  # the epoch's one wait for the device
         if totals[3]:
             step, value = first_bad.tolist()
             where = f"step {int(step)}" if step else "a step on another process"
-            raise FloatingPointError(f"the loss became {value if step else 'non-finite'} at epoch {epoch + 1}, {where}: training diverged; "
-                                     f"try a lower learning rate than lr={lr:g} (or precision='fp32')")
+            raise FloatingPointError(
+                f"the loss became {value if step else 'non-finite'} at epoch {epoch + 1}, {where}: training diverged; "
+                f"try a lower learning rate than lr={lr:g} (or precision='fp32')"
+            )
         if bar is not None:
             bar.set_postfix(loss=f"{totals[0] / max(1, totals[2]):.3f}")
             bar.close()
         train_seconds = time.perf_counter() - started
-        metrics = _score(scored, val_loader, device, precision, world_size, dynamic=compiler is not None) if val_loader is not None \
+        metrics = (
+            _score(scored, val_loader, device, precision, world_size, dynamic=compiler is not None)
+            if val_loader is not None
             else {"loss": math.nan, "accuracy": math.nan}
-        history.append(epoch=epoch + 1, train_loss=totals[0] / max(1, totals[2]), train_accuracy=totals[1] / max(1, totals[2]),
-                       val_loss=metrics["loss"], val_accuracy=metrics["accuracy"], lr=optimizer.param_groups[0]["lr"],
-                       seconds=time.perf_counter() - started, images_per_s=totals[2] / train_seconds)
+        )
+        history.append(
+            epoch=epoch + 1,
+            train_loss=totals[0] / max(1, totals[2]),
+            train_accuracy=totals[1] / max(1, totals[2]),
+            val_loss=metrics["loss"],
+            val_accuracy=metrics["accuracy"],
+            lr=optimizer.param_groups[0]["lr"],
+            seconds=time.perf_counter() - started,
+            images_per_s=totals[2] / train_seconds,
+        )
         if log is not None and rank == 0:
             log(history)
         if checkpoint is not None:
@@ -583,11 +796,29 @@ def _fit_loop(model, train_loader, val_loader, steps_per_epoch, *, epochs, batch
                 rngs = [None] * world_size
                 dist.all_gather_object(rngs, _rng_state())
             if rank == 0:
-                atomic_save({**model_record(model), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                             "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "epoch": epoch + 1,
-                             "history": history.as_dict(), "rng": rngs, "world_size": world_size,
-                             "fit": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "warmup": warmup,
-                                     "label_smoothing": label_smoothing, "seed": seed, "precision": precision}}, checkpoint)
+                atomic_save(
+                    {
+                        **model_record(model),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+                        "epoch": epoch + 1,
+                        "history": history.as_dict(),
+                        "rng": rngs,
+                        "world_size": world_size,
+                        "fit": {
+                            "epochs": epochs,
+                            "batch_size": batch_size,
+                            "lr": lr,
+                            "weight_decay": weight_decay,
+                            "warmup": warmup,
+                            "label_smoothing": label_smoothing,
+                            "seed": seed,
+                            "precision": precision,
+                        },
+                    },
+                    checkpoint,
+                )
             if world_size > 1:
                 dist.barrier()  # no rank runs ahead (and may be killed) before the checkpoint is on disk
     if distilled:
@@ -607,12 +838,22 @@ def evaluate(model: nn.Module, data, batch_size: int = 512, device=None, precisi
     split = data.test if isinstance(data, Dataset) else data
     model = _unwrap(model)  # no DDP hooks: ranks may hold different numbers of batches
     device = next(model.parameters()).device if device is None else torch.device(device)
-    rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
-    return _score(model, make_loader(split, batch_size, device=device, rank=rank, world_size=world_size), device, precision, world_size)
+    rank, world_size = (
+        (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    )
+    return _score(
+        model,
+        make_loader(split, batch_size, device=device, rank=rank, world_size=world_size),
+        device,
+        precision,
+        world_size,
+    )
 
 
 @torch.no_grad()
-def _score(model: nn.Module, loader, device: torch.device, precision: str, world_size: int, dynamic: bool = False) -> dict:
+def _score(
+    model: nn.Module, loader, device: torch.device, precision: str, world_size: int, dynamic: bool = False
+) -> dict:
     """{"loss", "accuracy"} over a loader's batches, summed over ranks; one wait for the device, at the end."""
     was_training = model.training
     model.eval()
@@ -625,7 +866,9 @@ def _score(model: nn.Module, loader, device: torch.device, precision: str, world
                 torch._dynamo.mark_dynamic(images, 0)  # the last batch is smaller: no second graph
             with _autocast(device, precision):
                 logits = model(images).float()
-            totals += torch.stack([F.cross_entropy(logits, labels, reduction="sum"), (logits.argmax(1) == labels).sum()]).to(dtype)
+            totals += torch.stack(
+                [F.cross_entropy(logits, labels, reduction="sum"), (logits.argmax(1) == labels).sum()]
+            ).to(dtype)
             count += len(labels)
     finally:
         model.train(was_training)
@@ -650,8 +893,10 @@ def predict(model: nn.Module, data, batch_size: int = 512, probabilities: bool =
     try:
         if images is not None:
             if images.dim() == 3:
-                raise ValueError(f"predict expects a batch (N, C, H, W), got {tuple(images.shape)}; use images.unsqueeze(0) for one image")
-            batches = (images[i:i + batch_size].to(device) for i in range(0, len(images), batch_size))
+                raise ValueError(
+                    f"predict expects a batch (N, C, H, W), got {tuple(images.shape)}; use images.unsqueeze(0) for one image"
+                )
+            batches = (images[i : i + batch_size].to(device) for i in range(0, len(images), batch_size))
         else:
             batches = (x for x, _, _ in make_loader(split, batch_size, device=device))
         logits = torch.cat([model(x).float().cpu() for x in batches])  # (N, num_classes)
@@ -668,24 +913,32 @@ def describe(device="auto", precision: str = "auto", compile: bool = False) -> l
     world, local_rank, local_world = _torchrun()
     chosen, why_device = _pick_device(device)
     chosen_precision, why_precision = _pick_precision(precision, chosen)
-    lines = [f"torch {torch.__version__}",
-             f"device:     {chosen}  ({why_device})",
-             f"precision:  {chosen_precision}  ({why_precision})"]
+    lines = [
+        f"torch {torch.__version__}",
+        f"device:     {chosen}  ({why_device})",
+        f"precision:  {chosen_precision}  ({why_precision})",
+    ]
     if chosen.type == "cuda":
-        lines.append("cuda:       TF32 matrix products and cuDNN autotuning during fit (restored after); CNNs in channels_last")
+        lines.append(
+            "cuda:       TF32 matrix products and cuDNN autotuning during fit (restored after); CNNs in channels_last"
+        )
     if compile:
         import importlib.util
 
         inductor = importlib.util.find_spec("triton") is not None or chosen.type == "cpu"
-        lines.append(f"compile:    torch.compile, batch axis dynamic (one graph for every batch size), validation compiled too"
-                     f"{'' if inductor else '; inductor needs triton on a GPU: pip install triton, or leave --compile off'}")
+        lines.append(
+            f"compile:    torch.compile, batch axis dynamic (one graph for every batch size), validation compiled too"
+            f"{'' if inductor else '; inductor needs triton on a GPU: pip install triton, or leave --compile off'}"
+        )
     else:
         lines.append("compile:    off (--compile to turn it on: slower first epoch, faster after on a GPU)")
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if world > 1:
         per_gpu = "none (CPU, gloo)" if chosen.type != "cuda" else "1 (NCCL)"
-        lines.append(f"processes:  {world} under torchrun, {local_world} on this machine (this is local rank {local_rank}); "
-                     f"{gpus} GPU(s) here; processes per GPU: {per_gpu}")
+        lines.append(
+            f"processes:  {world} under torchrun, {local_world} on this machine (this is local rank {local_rank}); "
+            f"{gpus} GPU(s) here; processes per GPU: {per_gpu}"
+        )
     else:
         hint = f"; torchrun --nproc_per_node {gpus} uses them all" if gpus > 1 else ""
         lines.append(f"processes:  1 (not under torchrun); {gpus} GPU(s) here{hint}")
@@ -707,22 +960,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--device", default="auto")
         return
     parser.add_argument("--model", default="vit_mnist", help="model preset (vitkit models lists them)")
-    parser.add_argument("--data", default="mnist5k", help="data set: mnist5k, digits, mnist, fashion_mnist, cifar10, cifar100, imagefolder:PATH")
+    parser.add_argument(
+        "--data",
+        default="mnist5k",
+        help="data set: mnist5k, digits, mnist, fashion_mnist, cifar10, cifar100, imagefolder:PATH",
+    )
     parser.add_argument("--root", help="folder of torchvision-format data")
     parser.add_argument("--download", action="store_true", help="allow downloading the data set into --root")
-    parser.add_argument("--out", default="runs/train", help="folder for checkpoint.pt and history.json (default runs/train)")
-    for name, kind in (("epochs", int), ("batch-size", int), ("lr", float), ("weight-decay", float), ("warmup", float),
-                       ("label-smoothing", float)):
+    parser.add_argument(
+        "--out", default="runs/train", help="folder for checkpoint.pt and history.json (default runs/train)"
+    )
+    for name, kind in (
+        ("epochs", int),
+        ("batch-size", int),
+        ("lr", float),
+        ("weight-decay", float),
+        ("warmup", float),
+        ("label-smoothing", float),
+    ):
         parser.add_argument(f"--{name}", type=kind, help="default: the preset's recipe")
-    parser.add_argument("--augment", choices=("default", "none", "randaugment"),
-                        help="default: the data set's standard shifts (1/8 of the image) and flips; randaugment: those and "
-                             "RandAugment; unset: the preset's recipe (±1 px shifts for the 28×28 presets)")
-    parser.add_argument("--teacher", help="a checkpoint written by vitkit train (e.g. the CNN's): distil its predictions into the "
-                                          "model (DeiT; a deit_* preset learns them with its distillation token)")
-    parser.add_argument("--distillation", default="hard", choices=("hard", "soft"), help="the teacher's top class (hard, default) "
-                        "or its softened probabilities (soft)")
+    parser.add_argument(
+        "--augment",
+        choices=("default", "none", "randaugment"),
+        help="default: the data set's standard shifts (1/8 of the image) and flips; randaugment: those and "
+        "RandAugment; unset: the preset's recipe (±1 px shifts for the 28×28 presets)",
+    )
+    parser.add_argument(
+        "--teacher",
+        help="a checkpoint written by vitkit train (e.g. the CNN's): distil its predictions into the "
+        "model (DeiT; a deit_* preset learns them with its distillation token)",
+    )
+    parser.add_argument(
+        "--distillation",
+        default="hard",
+        choices=("hard", "soft"),
+        help="the teacher's top class (hard, default) or its softened probabilities (soft)",
+    )
     parser.add_argument("--subset", type=int, help="train on this many training images")
-    parser.add_argument("--val-size", type=float, default=0.1, help="validation share (<1) or count of the training pool")
+    parser.add_argument(
+        "--val-size", type=float, default=0.1, help="validation share (<1) or count of the training pool"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -745,11 +1022,17 @@ def main(args: argparse.Namespace) -> int:
         model = load(args.checkpoint).to(resolve_device(args.device))
         data = load_dataset(args.data, root=args.root)
         metrics = evaluate(model, getattr(data, args.split))
-        print(f"{args.checkpoint} on {args.data} {args.split}: loss {metrics['loss']:.4f}, accuracy {metrics['accuracy']:.4f}")
+        print(
+            f"{args.checkpoint} on {args.data} {args.split}: loss {metrics['loss']:.4f}, accuracy {metrics['accuracy']:.4f}"
+        )
         return 0
     val_size = int(args.val_size) if args.val_size >= 1 else args.val_size
-    _distributed(resolve_device(args.device))  # under torchrun: join first, so that only one process per machine downloads
-    data = load_dataset(args.data, root=args.root, download=args.download, seed=args.seed, subset=args.subset, val_size=val_size)
+    _distributed(
+        resolve_device(args.device)
+    )  # under torchrun: join first, so that only one process per machine downloads
+    data = load_dataset(
+        args.data, root=args.root, download=args.download, seed=args.seed, subset=args.subset, val_size=val_size
+    )
     settings = recipe(args.model)
     for key in ("epochs", "batch_size", "lr", "weight_decay", "warmup", "label_smoothing"):
         if getattr(args, key) is not None:
@@ -766,7 +1049,7 @@ def main(args: argparse.Namespace) -> int:
         lines = history.table().splitlines()
         if printed[0] == 0:
             print(lines[0])
-        for line in lines[1 + printed[0]:]:
+        for line in lines[1 + printed[0] :]:
             print(line, flush=True)
         printed[0] = len(history)
         atomic_json(history.as_dict(), out / "history.json")
@@ -776,16 +1059,29 @@ def main(args: argparse.Namespace) -> int:
 
         settings.update(teacher=load(args.teacher), distillation=args.distillation)
     started = time.perf_counter()
-    history = fit(model, data, **settings, device=args.device, precision=args.precision, compile=args.compile,
-                  checkpoint=out / "checkpoint.pt", resume=args.resume, seed=args.seed, progress=not args.no_progress,
-                  max_steps=args.max_steps, log=log)
+    history = fit(
+        model,
+        data,
+        **settings,
+        device=args.device,
+        precision=args.precision,
+        compile=args.compile,
+        checkpoint=out / "checkpoint.pt",
+        resume=args.resume,
+        seed=args.seed,
+        progress=not args.no_progress,
+        max_steps=args.max_steps,
+        log=log,
+    )
     if rank == 0 and printed[0] == 0 and len(history):  # resumed a finished run: show its table
         print(history.table())
     test = evaluate(model, data.test)
     if rank == 0:
         atomic_json(history.as_dict(), out / "history.json")
-        print(f"test: loss {test['loss']:.4f}, accuracy {test['accuracy']:.4f}  ({time.perf_counter() - started:.1f} s; "
-              f"checkpoint {out / 'checkpoint.pt'})")
+        print(
+            f"test: loss {test['loss']:.4f}, accuracy {test['accuracy']:.4f}  ({time.perf_counter() - started:.1f} s; "
+            f"checkpoint {out / 'checkpoint.pt'})"
+        )
     return 0
 
 

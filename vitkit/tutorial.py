@@ -39,20 +39,62 @@ from vitkit.data import Augment, Dataset, Split, load_dataset
 from vitkit.robustness import PROBES, gradient_saliency, robustness_curve
 
 __all__ = [
-    "ARMS", "COMPARED", "MODELS", "PRETRAINED", "SCRATCH_TWIN", "TEACHERS", "Plan", "accuracy_stats", "report_progress", "robustness_summary", "start_progress", "Results", "Run", "balanced_indices", "closing_table", "data_efficiency",
-    "examples", "find_pretrained", "findings", "inference_throughput", "load_data", "markdown", "measure", "output_dir", "plan",
-    "plot_curves", "plot_data_efficiency", "plot_probe_examples", "plot_robustness", "plot_where_models_look",
-    "execute_notebook", "pretrained_arms", "probe_subset", "robustness", "run_tutorial", "save_figure", "save_results", "timed", "train_model",
-    "train_models", "where_models_look",
+    "ARMS",
+    "COMPARED",
+    "MODELS",
+    "PRETRAINED",
+    "SCRATCH_TWIN",
+    "TEACHERS",
+    "Plan",
+    "accuracy_stats",
+    "report_progress",
+    "robustness_summary",
+    "start_progress",
+    "Results",
+    "Run",
+    "balanced_indices",
+    "closing_table",
+    "data_efficiency",
+    "examples",
+    "find_pretrained",
+    "findings",
+    "inference_throughput",
+    "load_data",
+    "markdown",
+    "measure",
+    "output_dir",
+    "plan",
+    "plot_curves",
+    "plot_data_efficiency",
+    "plot_probe_examples",
+    "plot_robustness",
+    "plot_where_models_look",
+    "execute_notebook",
+    "pretrained_arms",
+    "probe_subset",
+    "robustness",
+    "run_tutorial",
+    "save_figure",
+    "save_results",
+    "timed",
+    "train_model",
+    "train_models",
+    "where_models_look",
 ]
 
 MODELS = ("vit_mnist", "resnet_mnist")  # the ViT and the CNN compared, both about 28×28×1 -> 10 classes
-ARMS = ("hybrid_mnist", "deit_mnist", "convmixer_mnist")  # the debate's arms: conv stem + ViT, ViT taught by a CNN, patches without attention
+ARMS = (
+    "hybrid_mnist",
+    "deit_mnist",
+    "convmixer_mnist",
+)  # the debate's arms: conv stem + ViT, ViT taught by a CNN, patches without attention
 COMPARED = MODELS + ARMS
 TEACHERS = {"deit_mnist": "resnet_mnist"}  # DeiT learns from the CNN trained in the same run, on the same data and seed
 PROGRESS_ENV = "VITKIT_TUTORIAL_PROGRESS"  # a file the notebook appends progress lines to (set by `vitkit tutorial`)
 PRETRAINED = "tiny ViT, pre-trained"  # the kit's glyph-pre-trained ViT (vitkit.pretrain), fine-tuned with a new head
-SCRATCH_TWIN = "tiny ViT, from scratch"  # the same architecture, randomly initialised: what pre-training is measured against
+SCRATCH_TWIN = (
+    "tiny ViT, from scratch"  # the same architecture, randomly initialised: what pre-training is measured against
+)
 OUT_ENV = "VITKIT_TUTORIAL_OUT"  # where the notebook writes figures and results (set by `vitkit tutorial`)
 NOTEBOOK = Path(__file__).resolve().parents[1] / "lectures" / "04_vit_vs_cnn.ipynb"
 
@@ -70,27 +112,46 @@ class Plan:
     weight_decay: float = 0.05
     warmup: float = 1.0  # epochs of linear warm-up, then cosine decay
     label_smoothing: float = 0.0
-    translate: int = 1  # random shifts of up to this many pixels, 0 for none (no flips for digits); 3 cost the ViT 35 points here
+    translate: int = (
+        1  # random shifts of up to this many pixels, 0 for none (no flips for digits); 3 cost the ViT 35 points here
+    )
     fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)  # shares of the training split for the data-efficiency curve
     max_steps: int | None = None  # cap on steps per epoch (quick mode only)
-    test_images: int | None = None  # class-balanced share of the test split used everywhere (None: all 1,000; quick mode cuts it)
+    test_images: int | None = (
+        None  # class-balanced share of the test split used everywhere (None: all 1,000; quick mode cuts it)
+    )
     probe_images: int | None = 500  # of those, the class-balanced test images each robustness probe damages (None: all)
     throughput_batch: int = 256  # images per forward pass when timing inference
-    scratch_twin: bool = True  # beside the pre-trained tiny ViT, train the same architecture from scratch (its baseline)
-    seeds: tuple[int, ...] = (0, 1, 2)  # data-efficiency runs per point: each seed draws its own data share and initial weights
+    scratch_twin: bool = (
+        True  # beside the pre-trained tiny ViT, train the same architecture from scratch (its baseline)
+    )
+    seeds: tuple[int, ...] = (
+        0,
+        1,
+        2,
+    )  # data-efficiency runs per point: each seed draws its own data share and initial weights
     efficiency: tuple[str, ...] = COMPARED  # the models of the data-efficiency curve (beside the pre-trained arms)
     distillation: str = "hard"  # DeiT's targets from the teacher: "hard" (its top class) or "soft"
-    severities: dict = field(default_factory=lambda: {
-        "occlusion": [0.0, 0.1, 0.25, 0.5, 0.75],
-        "patch shuffle": [0.0, 0.25, 0.5, 0.75, 1.0],
-        "gaussian noise": [0.0, 0.1, 0.2, 0.4, 0.8],
-    })
+    severities: dict = field(
+        default_factory=lambda: {
+            "occlusion": [0.0, 0.1, 0.25, 0.5, 0.75],
+            "patch shuffle": [0.0, 0.25, 0.5, 0.75, 1.0],
+            "gaussian noise": [0.0, 0.1, 0.2, 0.4, 0.8],
+        }
+    )
     seed: int = 0
 
     def fit_kwargs(self, seed: int | None = None) -> dict:
-        return dict(batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, warmup=self.warmup,
-                    label_smoothing=self.label_smoothing, augment=Augment(translate=self.translate) if self.translate else False,
-                    max_steps=self.max_steps, seed=self.seed if seed is None else seed)
+        return dict(
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            warmup=self.warmup,
+            label_smoothing=self.label_smoothing,
+            augment=Augment(translate=self.translate) if self.translate else False,
+            max_steps=self.max_steps,
+            seed=self.seed if seed is None else seed,
+        )
 
 
 def plan() -> Plan:
@@ -100,8 +161,17 @@ def plan() -> Plan:
         # three seeds each, for the ViT and the CNN beside the pre-trained tiny ViT and its twin from scratch (DeiT, the
         # hybrid and ConvMixer in the full-split comparison only): about 8 minutes on a 2-core CPU
         Plan(epochs=8, batch_size=64, fractions=(0.1, 1.0), efficiency=("vit_mnist", "resnet_mnist")),
-        Plan(epochs=1, batch_size=32, max_steps=2, fractions=(0.25, 1.0), seeds=(0, 1), test_images=200, probe_images=100,
-             throughput_batch=32, severities={"occlusion": [0.0, 0.5], "patch shuffle": [0.0, 1.0], "gaussian noise": [0.0, 0.4]}),
+        Plan(
+            epochs=1,
+            batch_size=32,
+            max_steps=2,
+            fractions=(0.25, 1.0),
+            seeds=(0, 1),
+            test_images=200,
+            probe_images=100,
+            throughput_batch=32,
+            severities={"occlusion": [0.0, 0.5], "patch shuffle": [0.0, 1.0], "gaussian noise": [0.0, 0.4]},
+        ),
     )
 
 
@@ -182,9 +252,18 @@ def _no_validation(data: Dataset) -> Dataset:
     return dataclasses.replace(data, val=empty)
 
 
-def train_model(name: str | nn.Module, data: Dataset, p: Plan, full_train_images: int | None = None, validate: bool = True,
-                label: str | None = None, device="auto", progress: bool = False, teacher: nn.Module | None = None,
-                seed: int | None = None) -> tuple[nn.Module, Run]:
+def train_model(
+    name: str | nn.Module,
+    data: Dataset,
+    p: Plan,
+    full_train_images: int | None = None,
+    validate: bool = True,
+    label: str | None = None,
+    device="auto",
+    progress: bool = False,
+    teacher: nn.Module | None = None,
+    seed: int | None = None,
+) -> tuple[nn.Module, Run]:
     """Train a preset (by name, initialised with ``seed``, default ``p.seed``) or a given model with plan ``p``; return it and its :class:`Run`.
 
     ``full_train_images``: the size of the full training split, so that a smaller ``data.train`` gets
@@ -208,11 +287,23 @@ def train_model(name: str | nn.Module, data: Dataset, p: Plan, full_train_images
         settings.update(teacher=teacher, distillation=p.distillation)
     settings["warmup"] = p.warmup * _steps_per_epoch(full_n, p) / _steps_per_epoch(n, p)  # the same warm-up in steps
     started = time.perf_counter()
-    history = fit(model, data if validate else _no_validation(data), epochs=epochs, device=device, progress=progress, **settings)
+    history = fit(
+        model, data if validate else _no_validation(data), epochs=epochs, device=device, progress=progress, **settings
+    )
     seconds = time.perf_counter() - started
     test = evaluate(model, data.test)
-    run = Run(model=label, fraction=round(n / full_n, 4), train_images=n, epochs=epochs, steps=epochs * _steps_per_epoch(n, p),
-              seconds=seconds, test_accuracy=test["accuracy"], test_loss=test["loss"], history=history.as_dict(), seed=seed)
+    run = Run(
+        model=label,
+        fraction=round(n / full_n, 4),
+        train_images=n,
+        epochs=epochs,
+        steps=epochs * _steps_per_epoch(n, p),
+        seconds=seconds,
+        test_accuracy=test["accuracy"],
+        test_loss=test["loss"],
+        history=history.as_dict(),
+        seed=seed,
+    )
     return model, run
 
 
@@ -225,7 +316,9 @@ def _teacher_order(names) -> list:
     return sorted(names, key=lambda n: (0 if n in TEACHERS.values() else 1, names.index(n)))
 
 
-def train_models(data: Dataset, p: Plan, names=COMPARED, device="auto", progress: bool = False) -> dict[str, tuple[nn.Module, Run]]:
+def train_models(
+    data: Dataset, p: Plan, names=COMPARED, device="auto", progress: bool = False
+) -> dict[str, tuple[nn.Module, Run]]:
     """Train every model in ``names`` on the full training split with the same plan: {name: (model, Run)}, in ``names``' order.
 
     A student of :data:`TEACHERS` (``deit_mnist``) learns from its teacher trained here first.
@@ -236,7 +329,9 @@ def train_models(data: Dataset, p: Plan, names=COMPARED, device="auto", progress
         teacher = out[TEACHERS[name]][0] if name in TEACHERS else None
         out[name] = train_model(name, data, p, device=device, progress=progress, teacher=teacher)
         run = out[name][1]
-        print(f"{name:16s} {run.steps} steps in {run.seconds:5.1f} s: test accuracy {run.test_accuracy:.4f}", flush=True)
+        print(
+            f"{name:16s} {run.steps} steps in {run.seconds:5.1f} s: test accuracy {run.test_accuracy:.4f}", flush=True
+        )
         report_progress("training on the full split", i + 1, len(order), run.steps)
     return {name: out[name] for name in names}
 
@@ -322,8 +417,14 @@ def pretrained_arms(path: Path | None, num_classes: int = 10, seed: int = 0, scr
 # ----------------------------------------------------------------------------- data efficiency and robustness
 
 
-def data_efficiency(p: Plan, full_runs: dict[str, Run] | None = None, names=COMPARED, extra_arms: dict | None = None,
-                    device="auto", full_models: dict[str, nn.Module] | None = None) -> tuple[list[Run], dict[str, nn.Module]]:
+def data_efficiency(
+    p: Plan,
+    full_runs: dict[str, Run] | None = None,
+    names=COMPARED,
+    extra_arms: dict | None = None,
+    device="auto",
+    full_models: dict[str, nn.Module] | None = None,
+) -> tuple[list[Run], dict[str, nn.Module]]:
     """Train each model on each share of the training split in ``p.fractions``, once per seed in ``p.seeds``,
     every run with the same number of steps.
 
@@ -352,18 +453,32 @@ def data_efficiency(p: Plan, full_runs: dict[str, Run] | None = None, names=COMP
                     continue
                 teacher = trained.get(TEACHERS[label]) if label in TEACHERS else None
                 if label in TEACHERS and teacher is None:
-                    raise ValueError(f"{label} learns from {TEACHERS[label]}, whose model for {fraction:.0%} of the data and seed {seed} "
-                                     f"is missing; pass full_models= with full_runs=")
+                    raise ValueError(
+                        f"{label} learns from {TEACHERS[label]}, whose model for {fraction:.0%} of the data and seed {seed} "
+                        f"is missing; pass full_models= with full_runs="
+                    )
                 model = make if isinstance(make, str) else make(seed)
-                model, run = train_model(model, data, p, full_train_images=full_n, validate=False, label=label, device=device,
-                                         teacher=teacher, seed=seed)
+                model, run = train_model(
+                    model,
+                    data,
+                    p,
+                    full_train_images=full_n,
+                    validate=False,
+                    label=label,
+                    device=device,
+                    teacher=teacher,
+                    seed=seed,
+                )
                 runs.append(run)
                 if label in TEACHERS.values():
                     trained[label] = model
                 if fraction == 1.0 and seed == p.seed:
                     new_models[label] = model
-                print(f"{label:24s} {fraction:4.0%} of the data ({run.train_images:4d} images, seed {seed}, {run.steps} steps): "
-                      f"test accuracy {run.test_accuracy:.4f}  ({run.seconds:.0f} s)", flush=True)
+                print(
+                    f"{label:24s} {fraction:4.0%} of the data ({run.train_images:4d} images, seed {seed}, {run.steps} steps): "
+                    f"test accuracy {run.test_accuracy:.4f}  ({run.seconds:.0f} s)",
+                    flush=True,
+                )
                 report_progress("data efficiency", done, total, run.steps)
     return runs, new_models
 
@@ -384,7 +499,9 @@ def balanced_indices(labels: torch.Tensor, count: int | None, seed: int = 0) -> 
 def load_data(p: Plan, fraction: float | None = None, seed: int | None = None) -> Dataset:
     """``mnist5k`` (``seed``, default ``p.seed``, draws the validation images and the ``fraction`` of the training split),
     its test split cut to ``p.test_images`` if set (the same test images whatever the seed)."""
-    data = load_dataset("mnist5k", seed=p.seed if seed is None else seed, fraction=None if fraction == 1.0 else fraction)
+    data = load_dataset(
+        "mnist5k", seed=p.seed if seed is None else seed, fraction=None if fraction == 1.0 else fraction
+    )
     if p.test_images is not None:
         keep = balanced_indices(data.test.labels, p.test_images, p.seed)
         data = dataclasses.replace(data, test=Split(data.test.images[keep], data.test.labels[keep]))
@@ -428,7 +545,9 @@ class Results:
     quick: bool
     precision: str = "fp32"  # what fit's precision="auto" ran on that device (vitkit.train.resolve_precision)
     test_images: int = 0  # size of the test split every accuracy is measured on
-    models: dict = field(default_factory=dict)  # name -> measure(...) + {"test_accuracy", "test_loss", "train_seconds", "steps"}
+    models: dict = field(
+        default_factory=dict
+    )  # name -> measure(...) + {"test_accuracy", "test_loss", "train_seconds", "steps"}
     data_efficiency: list = field(default_factory=list)  # Run dicts
     robustness: dict = field(default_factory=dict)  # probe -> {"severities": [...], name: [...]}
     pretrained: str = ""  # what was found for the pre-trained arm
@@ -436,12 +555,21 @@ class Results:
 
     def add_model(self, model: nn.Module, run: Run, image_shape) -> None:
         batch = self.plan.get("throughput_batch", 256)
-        self.models[run.model] = {**measure(model, run, image_shape, batch), "test_accuracy": run.test_accuracy, "test_loss": run.test_loss,
-                                  "train_seconds": run.seconds, "steps": run.steps, "epochs": run.epochs}
+        self.models[run.model] = {
+            **measure(model, run, image_shape, batch),
+            "test_accuracy": run.test_accuracy,
+            "test_loss": run.test_loss,
+            "train_seconds": run.seconds,
+            "steps": run.steps,
+            "epochs": run.epochs,
+        }
 
     def accuracy_vs_data(self) -> dict[str, dict[float, float]]:
         """{model label: {fraction: mean test accuracy over the seeds}} from the data-efficiency runs."""
-        return {label: {f: stats["mean"] for f, stats in curve.items()} for label, curve in accuracy_stats(self.data_efficiency).items()}
+        return {
+            label: {f: stats["mean"] for f, stats in curve.items()}
+            for label, curve in accuracy_stats(self.data_efficiency).items()
+        }
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)
@@ -459,8 +587,19 @@ def accuracy_stats(runs: list[dict]) -> dict[str, dict[float, dict]]:
     grouped: dict[str, dict[float, list[float]]] = {}
     for run in runs:
         grouped.setdefault(run["model"], {}).setdefault(run["fraction"], []).append(run["test_accuracy"])
-    return {label: {f: {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0, "min": min(v), "max": max(v),
-                        "n": len(v)} for f, v in sorted(curve.items())} for label, curve in grouped.items()}
+    return {
+        label: {
+            f: {
+                "mean": statistics.fmean(v),
+                "std": statistics.stdev(v) if len(v) > 1 else 0.0,
+                "min": min(v),
+                "max": max(v),
+                "n": len(v),
+            }
+            for f, v in sorted(curve.items())
+        }
+        for label, curve in grouped.items()
+    }
 
 
 def robustness_summary(curve: dict) -> dict:
@@ -473,8 +612,13 @@ def robustness_summary(curve: dict) -> dict:
     severities = curve["severities"]
     names = [n for n in curve if n != "severities"]
     span = (severities[-1] - severities[0]) or 1.0
-    auc = {n: sum((b - a) * (curve[n][i] + curve[n][i + 1]) / 2 for i, (a, b) in enumerate(zip(severities, severities[1:]))) / span
-           for n in names}
+    auc = {
+        n: sum(
+            (b - a) * (curve[n][i] + curve[n][i + 1]) / 2 for i, (a, b) in enumerate(zip(severities, severities[1:]))
+        )
+        / span
+        for n in names
+    }
     damaged = [i for i, sev in enumerate(severities) if sev > 0] or [len(severities) - 1]
     spread = {i: max(curve[n][i] for n in names) - min(curve[n][i] for n in names) if names else 0.0 for i in damaged}
     best = max(damaged, key=lambda i: (round(spread[i], 9), i))
@@ -494,7 +638,10 @@ def closing_table(results: Results) -> list[list[str]]:
     def per_model(key, fmt):
         return [fmt(results.models[n][key]) if n in results.models else "–" for n in columns]
 
-    row(f"test accuracy (full training split; {results.test_images:,d} test images)", per_model("test_accuracy", lambda v: f"{v:.3f}"))
+    row(
+        f"test accuracy (full training split; {results.test_images:,d} test images)",
+        per_model("test_accuracy", lambda v: f"{v:.3f}"),
+    )
     row("parameters", per_model("parameters", lambda v: f"{v:,d}"))
     row("forward MFLOPs per image", per_model("flops", lambda v: f"{v / 1e6:.1f}"))
     row("training throughput (images/s)", per_model("train_images_per_s", lambda v: f"{v:,.0f}"))
@@ -504,15 +651,21 @@ def closing_table(results: Results) -> list[list[str]]:
     fractions = sorted({f for curve in curves.values() for f in curve})
     seeds = max((s["n"] for curve in stats.values() for s in curve.values()), default=1)
     for fraction in fractions:
-        label = f"test accuracy, {fraction:.0%} of the training data" + (f" (mean ± std of {seeds} seeds)" if seeds > 1 else "")
+        label = f"test accuracy, {fraction:.0%} of the training data" + (
+            f" (mean ± std of {seeds} seeds)" if seeds > 1 else ""
+        )
         row(label, [_mean_spread(stats[n][fraction]) if fraction in stats.get(n, {}) else "–" for n in columns])
     for probe_name, curve in results.robustness.items():
         summary = robustness_summary(curve)
         what = PROBES[probe_name][1]
-        row(f"{probe_name}: area under the accuracy curve, 0–{curve['severities'][-1]:g}",
-            [f"{summary['auc'][n]:.3f}" if n in curve else "–" for n in columns])
-        row(f"{probe_name} at {summary['severity']:g}, where the models differ most ({what})",
-            [f"{summary['at'][n]:.3f}" if n in curve else "–" for n in columns])
+        row(
+            f"{probe_name}: area under the accuracy curve, 0–{curve['severities'][-1]:g}",
+            [f"{summary['auc'][n]:.3f}" if n in curve else "–" for n in columns],
+        )
+        row(
+            f"{probe_name} at {summary['severity']:g}, where the models differ most ({what})",
+            [f"{summary['at'][n]:.3f}" if n in curve else "–" for n in columns],
+        )
     return rows
 
 
@@ -527,16 +680,20 @@ def findings(results: Results, vit: str = MODELS[0], cnn: str = MODELS[1]) -> li
     if vit in m and cnn in m:
         gap = 100 * (m[cnn]["test_accuracy"] - m[vit]["test_accuracy"])
         lead, trail = (cnn, vit) if gap >= 0 else (vit, cnn)
-        lines.append(f"On the full training split {lead} beat {trail} by {abs(gap):.1f} percentage points of test accuracy "
-                     f"({m[vit]['test_accuracy']:.3f} vs {m[cnn]['test_accuracy']:.3f}) with "
-                     f"{m[vit]['parameters'] / m[cnn]['parameters']:.1f}× the parameters in the ViT.")
+        lines.append(
+            f"On the full training split {lead} beat {trail} by {abs(gap):.1f} percentage points of test accuracy "
+            f"({m[vit]['test_accuracy']:.3f} vs {m[cnn]['test_accuracy']:.3f}) with "
+            f"{m[vit]['parameters'] / m[cnn]['parameters']:.1f}× the parameters in the ViT."
+        )
     curves = results.accuracy_vs_data()
     if vit in curves and cnn in curves:
         shared = sorted(set(curves[vit]) & set(curves[cnn]))
         if len(shared) >= 2:
             gaps = {f: 100 * (curves[cnn][f] - curves[vit][f]) for f in (shared[0], shared[-1])}
-            lines.append(f"CNN minus ViT test accuracy: {gaps[shared[0]]:+.1f} points with {shared[0]:.0%} of the data, "
-                         f"{gaps[shared[-1]]:+.1f} points with {shared[-1]:.0%}.")
+            lines.append(
+                f"CNN minus ViT test accuracy: {gaps[shared[0]]:+.1f} points with {shared[0]:.0%} of the data, "
+                f"{gaps[shared[-1]]:+.1f} points with {shared[-1]:.0%}."
+            )
     if PRETRAINED in curves and SCRATCH_TWIN in curves:
         shared = sorted(set(curves[PRETRAINED]) & set(curves[SCRATCH_TWIN]))
         gains = ", ".join(f"{100 * (curves[PRETRAINED][f] - curves[SCRATCH_TWIN][f]):+.1f} at {f:.0%}" for f in shared)
@@ -545,29 +702,43 @@ def findings(results: Results, vit: str = MODELS[0], cnn: str = MODELS[1]) -> li
     if transformers and vit in m and cnn in m:
         best = max(transformers, key=lambda a: m[a]["test_accuracy"])
         gap = 100 * (m[cnn]["test_accuracy"] - m[best]["test_accuracy"])
-        text = (f"The best transformer arm, {best}, reached {m[best]['test_accuracy']:.3f} on the full split: "
-                f"{abs(gap):.1f} points {'behind' if gap > 0 else 'ahead of'} the CNN and "
-                f"{100 * (m[best]['test_accuracy'] - m[vit]['test_accuracy']):+.1f} against the plain ViT")
+        text = (
+            f"The best transformer arm, {best}, reached {m[best]['test_accuracy']:.3f} on the full split: "
+            f"{abs(gap):.1f} points {'behind' if gap > 0 else 'ahead of'} the CNN and "
+            f"{100 * (m[best]['test_accuracy'] - m[vit]['test_accuracy']):+.1f} against the plain ViT"
+        )
         low = min(curves.get(best, {}), default=None)
         if low is not None and low < 1.0 and low in curves.get(vit, {}):
             text += f"; with {low:.0%} of the data {100 * (curves[best][low] - curves[vit][low]):+.1f} points against the plain ViT"
         lines.append(text + ".")
     if "convmixer_mnist" in m and vit in m:
         cm = m["convmixer_mnist"]
-        lines.append(f"ConvMixer (the ViT's patches, no attention) reached {cm['test_accuracy']:.3f} with "
-                     f"{cm['parameters']:,d} parameters, against the ViT's {m[vit]['test_accuracy']:.3f} with {m[vit]['parameters']:,d}.")
+        lines.append(
+            f"ConvMixer (the ViT's patches, no attention) reached {cm['test_accuracy']:.3f} with "
+            f"{cm['parameters']:,d} parameters, against the ViT's {m[vit]['test_accuracy']:.3f} with {m[vit]['parameters']:,d}."
+        )
     stats = accuracy_stats(results.data_efficiency)
-    noisy = [f"{n} at {f:.0%}: ±{100 * st['std']:.1f}" for n, curve in stats.items() for f, st in curve.items() if st["n"] > 1]
+    noisy = [
+        f"{n} at {f:.0%}: ±{100 * st['std']:.1f}"
+        for n, curve in stats.items()
+        for f, st in curve.items()
+        if st["n"] > 1
+    ]
     if noisy:
         widest = max(noisy, key=lambda t: float(t.rsplit("±", 1)[1]))
-        lines.append(f"Across seeds the widest spread (standard deviation, points) was {widest}: differences smaller than that are not findings.")
+        lines.append(
+            f"Across seeds the widest spread (standard deviation, points) was {widest}: differences smaller than that are not findings."
+        )
     for probe_name, curve in results.robustness.items():
         names = [n for n in curve if n != "severities"]
         if len(names) >= 2:
             summary = robustness_summary(curve)
             ranked = sorted(names, key=lambda n: -summary["auc"][n])
-            lines.append(f"{probe_name}, area under the accuracy curve: " + ", ".join(f"{n} {summary['auc'][n]:.3f}" for n in ranked)
-                         + f" (the models differ most at {summary['severity']:g}).")
+            lines.append(
+                f"{probe_name}, area under the accuracy curve: "
+                + ", ".join(f"{n} {summary['auc'][n]:.3f}" for n in ranked)
+                + f" (the models differ most at {summary['severity']:g})."
+            )
     return lines
 
 
@@ -589,7 +760,9 @@ class timed:
         return self
 
     def __exit__(self, *exc):
-        self.results.seconds[self.part] = round(self.results.seconds.get(self.part, 0.0) + time.perf_counter() - self.started, 2)
+        self.results.seconds[self.part] = round(
+            self.results.seconds.get(self.part, 0.0) + time.perf_counter() - self.started, 2
+        )
         return False
 
 
@@ -722,7 +895,9 @@ def where_models_look(models: dict[str, nn.Module], images: torch.Tensor) -> dic
     size = tuple(images.shape[-2:])
     for name, model in models.items():
         if isinstance(model, ViT):
-            attentions = [w.cpu() for w in model.attention_maps(images.to(next(model.parameters()).device))]  # depth × (B, heads, T, T)
+            attentions = [
+                w.cpu() for w in model.attention_maps(images.to(next(model.parameters()).device))
+            ]  # depth × (B, heads, T, T)
             last = upsample_map(cls_attention(attentions[-1], model.num_prefix_tokens).mean(1), size)  # (B, H, W)
             out[f"{name}: last-block attention"] = last / last.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
             out[f"{name}: attention rollout"] = rollout_map(attentions, size, model.num_prefix_tokens)
@@ -757,9 +932,19 @@ def plot_where_models_look(looks: dict[str, torch.Tensor], pixels: torch.Tensor,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``vitkit tutorial``."""
-    parser.add_argument("--quick", action="store_true", help="the quick budget (VITKIT_QUICK=1): checks that everything runs, in about a minute")
-    parser.add_argument("--out", default="build/tutorial", help="folder for the executed notebook, HTML report, figures and table (default build/tutorial)")
-    parser.add_argument("--notebook", default=str(NOTEBOOK), help="the tutorial notebook (default lectures/04_vit_vs_cnn.ipynb)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the quick budget (VITKIT_QUICK=1): checks that everything runs, in about a minute",
+    )
+    parser.add_argument(
+        "--out",
+        default="build/tutorial",
+        help="folder for the executed notebook, HTML report, figures and table (default build/tutorial)",
+    )
+    parser.add_argument(
+        "--notebook", default=str(NOTEBOOK), help="the tutorial notebook (default lectures/04_vit_vs_cnn.ipynb)"
+    )
     parser.add_argument("--timeout", type=int, default=3600, help="seconds any one cell may run (default 3600)")
 
 
@@ -770,9 +955,14 @@ def execute_notebook(nb, folder: Path, env: dict, timeout: int, on_cell_start=No
     """
     from nbclient import NotebookClient
 
-    env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}  # the kernel is this environment's Python
+    env = {
+        **env,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+    }  # the kernel is this environment's Python
     hooks = {"on_cell_start": on_cell_start} if on_cell_start is not None else {}
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(folder)}}, **hooks)
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(folder)}}, **hooks
+    )
     client.execute(env=env, cwd=str(folder))
 
 
@@ -795,7 +985,12 @@ class _ProgressPrinter:
     def __init__(self, nb, progress_file: Path, started: float, stream=None):
         import threading
 
-        self.titles, self.file, self.started, self.stream = section_titles(nb), progress_file, started, stream or sys.stdout
+        self.titles, self.file, self.started, self.stream = (
+            section_titles(nb),
+            progress_file,
+            started,
+            stream or sys.stdout,
+        )
         self.cells, self.section, self.offset = len(nb.cells), None, 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._follow, daemon=True)
@@ -814,7 +1009,11 @@ class _ProgressPrinter:
         title = self.titles.get(cell_index, "setting up")
         if title != self.section:
             self.section = title
-            print(f"[{_clock(time.perf_counter() - self.started)}] section: {title} (cell {cell_index + 1}/{self.cells})", file=self.stream, flush=True)
+            print(
+                f"[{_clock(time.perf_counter() - self.started)}] section: {title} (cell {cell_index + 1}/{self.cells})",
+                file=self.stream,
+                flush=True,
+            )
 
     def _drain(self) -> None:
         if self.file.is_file():
@@ -838,7 +1037,9 @@ def run_tutorial(notebook: Path, out: Path, quick_mode: bool, timeout: int = 360
 
     notebook, out = Path(notebook).resolve(), Path(out).resolve()
     if not notebook.is_file():
-        raise FileNotFoundError(f"no tutorial notebook at {notebook}; run from a clone of the kit or pass --notebook PATH")
+        raise FileNotFoundError(
+            f"no tutorial notebook at {notebook}; run from a clone of the kit or pass --notebook PATH"
+        )
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("results.json", "table.md"):
         (out / stale).unlink(missing_ok=True)
@@ -881,6 +1082,8 @@ def main(args: argparse.Namespace) -> int:
     for sentence in findings(results):
         print("-", sentence)
     print()
-    print(f"executed notebook: {executed}\nHTML report:       {report}\nfigures:           {len(figures)} in {Path(args.out) / 'figures'}")
+    print(
+        f"executed notebook: {executed}\nHTML report:       {report}\nfigures:           {len(figures)} in {Path(args.out) / 'figures'}"
+    )
     print(f"finished in {time.perf_counter() - started:.0f} s", flush=True)
     return 0

@@ -38,10 +38,14 @@ class ViTConfig:
 
     def __post_init__(self):
         if self.dim % self.num_heads:
-            raise ValueError(f"dim {self.dim} is not divisible by num_heads {self.num_heads}; try num_heads={_divisor_near(self.dim, self.num_heads)}")
+            raise ValueError(
+                f"dim {self.dim} is not divisible by num_heads {self.num_heads}; try num_heads={_divisor_near(self.dim, self.num_heads)}"
+            )
         if self.img_size % self.patch_size:
             lower = self.img_size - self.img_size % self.patch_size
-            raise ValueError(f"image size {self.img_size} is not divisible by patch size {self.patch_size}; use img_size={lower} or {lower + self.patch_size}, or another patch size")
+            raise ValueError(
+                f"image size {self.img_size} is not divisible by patch size {self.patch_size}; use img_size={lower} or {lower + self.patch_size}, or another patch size"
+            )
         if self.pool not in ("cls", "mean"):
             raise ValueError(f"pool must be 'cls' or 'mean', got {self.pool!r}")
         if self.pos_embed not in ("learned", "sincos"):
@@ -69,7 +73,16 @@ class Mlp(nn.Module):
 class Block(nn.Module):
     """One encoder block, pre-norm: x + Attention(LN(x)), then x + MLP(LN(x)). (B, N, D) -> (B, N, D)."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop: float = 0.0,
+        attn_drop: float = 0.0,
+        drop_path: float = 0.0,
+    ):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
@@ -123,7 +136,9 @@ class ViT(nn.Module):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, [1 +] N, D): patch tokens, CLS token prepended, position embeddings added."""
         if images.dim() != 4:
-            raise ValueError(f"ViT expects images of shape (B, C, H, W), got {tuple(images.shape)}; add a batch dimension with images.unsqueeze(0)")
+            raise ValueError(
+                f"ViT expects images of shape (B, C, H, W), got {tuple(images.shape)}; add a batch dimension with images.unsqueeze(0)"
+            )
         x = self.patch_embed(images)  # (B, N, D)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1 + N, D)
@@ -205,8 +220,12 @@ def _vit(overrides: dict, **defaults) -> ViT:
 
 # The small-image shapes, shared by the ViT presets and the debate's arms built on them (vitkit.deit, vitkit.hybrid).
 _SHAPES = {
-    "vit_mnist": dict(img_size=28, patch_size=7, in_chans=1, num_classes=10, dim=128, depth=6, num_heads=4, mlp_ratio=2.0),
-    "vit_cifar": dict(img_size=32, patch_size=4, in_chans=3, num_classes=10, dim=192, depth=6, num_heads=3, mlp_ratio=2.0),
+    "vit_mnist": dict(
+        img_size=28, patch_size=7, in_chans=1, num_classes=10, dim=128, depth=6, num_heads=4, mlp_ratio=2.0
+    ),
+    "vit_cifar": dict(
+        img_size=32, patch_size=4, in_chans=3, num_classes=10, dim=192, depth=6, num_heads=3, mlp_ratio=2.0
+    ),
 }
 
 

@@ -49,9 +49,13 @@ def attention_step(x, w_q, w_k, w_v, query_index: int, scale: bool = True) -> At
         raise ValueError(f"query_index {query_index} is out of range: x has {n} tokens, use 0..{n - 1}")
     for name, w in (("w_q", w_q), ("w_k", w_k), ("w_v", w_v)):
         if w.shape[0] != x.shape[1]:
-            raise ValueError(f"{name} has {w.shape[0]} rows but tokens have {x.shape[1]} values; use a ({x.shape[1]}, d) matrix")
+            raise ValueError(
+                f"{name} has {w.shape[0]} rows but tokens have {x.shape[1]} values; use a ({x.shape[1]}, d) matrix"
+            )
     if w_q.shape[1] != w_k.shape[1]:
-        raise ValueError(f"queries ({w_q.shape[1]} values) and keys ({w_k.shape[1]}) must have the same size for dot products")
+        raise ValueError(
+            f"queries ({w_q.shape[1]} values) and keys ({w_k.shape[1]}) must have the same size for dot products"
+        )
     query, keys, values = x[query_index] @ w_q, x @ w_k, x @ w_v
     scores = keys @ query  # (N,)
     scaled = scores / math.sqrt(keys.shape[1]) if scale else scores
@@ -76,8 +80,10 @@ def render_step(step: AttentionStep, names: list[str], scale: bool = True) -> st
             f"<tr><td>{html.escape(name)}</td><td>{_fmt(step.keys[j])}</td><td>{step.scores[j]:g}</td>"
             f"<td>{step.scaled_scores[j]:.3f}</td><td>{w:.3f}</td><td>{bar}</td><td>{_fmt(w * step.values[j])}</td></tr>"
         )
-    head = ("<tr><th>key token</th><th>key</th><th>query · key</th>"
-            f"<th>{scaled_head}</th><th>softmax weight</th><th></th><th>weight × value</th></tr>")
+    head = (
+        "<tr><th>key token</th><th>key</th><th>query · key</th>"
+        f"<th>{scaled_head}</th><th>softmax weight</th><th></th><th>weight × value</th></tr>"
+    )
     query_name = html.escape(names[step.query_index])
     return (
         f"<p>query of <b>{query_name}</b>: {_fmt(step.query)}</p>"
@@ -95,7 +101,11 @@ def attention_explorer(x=None, w_q=None, w_k=None, w_v=None, names=None):
     import ipywidgets as widgets
 
     x = LECTURE_X if x is None else x
-    w_q, w_k, w_v = (LECTURE_W_Q if w_q is None else w_q, LECTURE_W_K if w_k is None else w_k, LECTURE_W_V if w_v is None else w_v)
+    w_q, w_k, w_v = (
+        LECTURE_W_Q if w_q is None else w_q,
+        LECTURE_W_K if w_k is None else w_k,
+        LECTURE_W_V if w_v is None else w_v,
+    )
     n = _tensor("x", x).shape[0]
     names = [f"input {i + 1}" for i in range(n)] if names is None else list(names)
     if len(names) != n:

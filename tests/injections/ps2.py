@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.injections import Injection
 
 # The solution's class with the forward pass's steps as slots, so each wrong answer changes one step.
-_MHSA = '''
+_MHSA = """
 class MultiHeadSelfAttention(nn.Module):
     def __init__(self, dim, num_heads):
         super().__init__()
@@ -25,9 +25,14 @@ class MultiHeadSelfAttention(nn.Module):
         out = weights @ v
         out = {merge}
         return {proj}, weights
-'''
-_RIGHT = dict(split="t.reshape(B, N, H, hd).transpose(1, 2)", scores="q @ k.transpose(-2, -1) / math.sqrt(hd)", axis="-1",
-              merge="out.transpose(1, 2).reshape(B, N, dim)", proj="self.proj(out)")
+"""
+_RIGHT = dict(
+    split="t.reshape(B, N, H, hd).transpose(1, 2)",
+    scores="q @ k.transpose(-2, -1) / math.sqrt(hd)",
+    axis="-1",
+    merge="out.transpose(1, 2).reshape(B, N, dim)",
+    proj="self.proj(out)",
+)
 
 
 def _mhsa(**change) -> str:
@@ -37,61 +42,126 @@ def _mhsa(**change) -> str:
 WRONG = [
     # issue 14: mistakes that were only "not close" or named wrongly
     Injection("mhsa", "ps2.mhsa.heads_merged_interleaved", _mhsa(merge="out.permute(0, 2, 3, 1).reshape(B, N, dim)")),
-    Injection("mhsa", "ps2.mhsa.softmax_across_heads",
-              _mhsa().replace("weights = scores.softmax(dim=-1)",
-                              "weights = scores.transpose(1, 2).reshape(B, N, H * N).softmax(dim=-1).reshape(B, N, H, N).transpose(1, 2)"),
-              name="mhsa/ps2.mhsa.softmax_across_heads/flattened"),
+    Injection(
+        "mhsa",
+        "ps2.mhsa.softmax_across_heads",
+        _mhsa().replace(
+            "weights = scores.softmax(dim=-1)",
+            "weights = scores.transpose(1, 2).reshape(B, N, H * N).softmax(dim=-1).reshape(B, N, H, N).transpose(1, 2)",
+        ),
+        name="mhsa/ps2.mhsa.softmax_across_heads/flattened",
+    ),
     Injection("mhsa", "ps2.mhsa.no_scale", _mhsa(scores="q @ k.transpose(-2, -1)")),
     Injection("mhsa", "ps2.mhsa.scale_by_dim", _mhsa(scores="q @ k.transpose(-2, -1) / math.sqrt(dim)")),
     Injection("mhsa", "ps2.mhsa.softmax_wrong_axis", _mhsa(axis="-2")),
-    Injection("mhsa", "ps2.mhsa.softmax_across_heads", _mhsa(axis="1"), name="mhsa/softmax over heads"),  # was "over the queries"
+    Injection(
+        "mhsa", "ps2.mhsa.softmax_across_heads", _mhsa(axis="1"), name="mhsa/softmax over heads"
+    ),  # was "over the queries"
     Injection("mhsa", "ps2.mhsa.query_key_swapped", _mhsa(scores="k @ q.transpose(-2, -1) / math.sqrt(hd)")),
     Injection("mhsa", "ps2.mhsa.heads_split_wrong_order", _mhsa(split="t.reshape(B, H, N, hd)")),
     Injection("mhsa", "ps2.mhsa.heads_merged_wrong_order", _mhsa(merge="out.reshape(B, N, dim)")),
     Injection("mhsa", "ps2.mhsa.no_output_projection", _mhsa(proj="out")),
-    Injection("mhsa", "ps2.mhsa.weights_not_per_head", _mhsa().replace("return self.proj(out), weights", "return self.proj(out), weights.mean(dim=1)")),
-    Injection("mhsa", "ps2.mhsa.no_weights_returned", _mhsa().replace("return self.proj(out), weights", "return self.proj(out)")),
-    Injection("mhsa", "ps2.mhsa.layers_missing", _mhsa().replace("self.proj = nn.Linear(dim, dim)", "self.out = nn.Linear(dim, dim)").replace("self.proj(out)", "self.out(out)")),
-    Injection("mhsa", "ps2.mhsa.no_divisibility_check", _mhsa().replace('raise ValueError("dim must be divisible by num_heads")', "pass")),
-    Injection("params", "ps2.params.no_bias", "def mhsa_parameter_count(dim, num_heads, bias=True):\n    return 4 * dim * dim\n"),
-    Injection("params", "ps2.params.bias_ignored", "def mhsa_parameter_count(dim, num_heads, bias=True):\n    return 4 * (dim * dim + dim)\n"),
-    Injection("params", "ps2.params.no_output_projection", "def mhsa_parameter_count(dim, num_heads, bias=True):\n    return 3 * (dim * dim + (dim if bias else 0))\n"),
-    Injection("params", "ps2.params.per_head", "def mhsa_parameter_count(dim, num_heads, bias=True):\n    return num_heads * 4 * (dim * dim + (dim if bias else 0))\n"),
-    Injection("params", "ps2.params.head_dim", """
+    Injection(
+        "mhsa",
+        "ps2.mhsa.weights_not_per_head",
+        _mhsa().replace("return self.proj(out), weights", "return self.proj(out), weights.mean(dim=1)"),
+    ),
+    Injection(
+        "mhsa",
+        "ps2.mhsa.no_weights_returned",
+        _mhsa().replace("return self.proj(out), weights", "return self.proj(out)"),
+    ),
+    Injection(
+        "mhsa",
+        "ps2.mhsa.layers_missing",
+        _mhsa()
+        .replace("self.proj = nn.Linear(dim, dim)", "self.out = nn.Linear(dim, dim)")
+        .replace("self.proj(out)", "self.out(out)"),
+    ),
+    Injection(
+        "mhsa",
+        "ps2.mhsa.no_divisibility_check",
+        _mhsa().replace('raise ValueError("dim must be divisible by num_heads")', "pass"),
+    ),
+    Injection(
+        "params",
+        "ps2.params.no_bias",
+        "def mhsa_parameter_count(dim, num_heads, bias=True):\n    return 4 * dim * dim\n",
+    ),
+    Injection(
+        "params",
+        "ps2.params.bias_ignored",
+        "def mhsa_parameter_count(dim, num_heads, bias=True):\n    return 4 * (dim * dim + dim)\n",
+    ),
+    Injection(
+        "params",
+        "ps2.params.no_output_projection",
+        "def mhsa_parameter_count(dim, num_heads, bias=True):\n    return 3 * (dim * dim + (dim if bias else 0))\n",
+    ),
+    Injection(
+        "params",
+        "ps2.params.per_head",
+        "def mhsa_parameter_count(dim, num_heads, bias=True):\n    return num_heads * 4 * (dim * dim + (dim if bias else 0))\n",
+    ),
+    Injection(
+        "params",
+        "ps2.params.head_dim",
+        """
         def mhsa_parameter_count(dim, num_heads, bias=True):
             hd = dim // num_heads
             return 3 * (dim * hd + (hd if bias else 0)) + dim * dim + (dim if bias else 0)
-    """),
-    Injection("shapes", "ps2.shapes.value_dim_rejected", """
+    """,
+    ),
+    Injection(
+        "shapes",
+        "ps2.shapes.value_dim_rejected",
+        """
         def attention_output_shape(query_shape, key_shape, value_shape):
             if not (query_shape[1] == key_shape[1] == value_shape[1]) or key_shape[0] != value_shape[0]:
                 raise ValueError("all sizes must match")
             return (query_shape[0], value_shape[1])
-    """),
-    Injection("shapes", "ps2.shapes.query_key_mismatch_accepted", """
+    """,
+    ),
+    Injection(
+        "shapes",
+        "ps2.shapes.query_key_mismatch_accepted",
+        """
         def attention_output_shape(query_shape, key_shape, value_shape):
             if key_shape[0] != value_shape[0]:
                 raise ValueError("keys and values differ in number")
             return (query_shape[0], value_shape[1])
-    """),
-    Injection("shapes", "ps2.shapes.key_value_count_accepted", """
+    """,
+    ),
+    Injection(
+        "shapes",
+        "ps2.shapes.key_value_count_accepted",
+        """
         def attention_output_shape(query_shape, key_shape, value_shape):
             if query_shape[1] != key_shape[1]:
                 raise ValueError("queries and keys differ in size")
             return (query_shape[0], value_shape[1])
-    """),
-    Injection("shapes", "ps2.shapes.query_count_rejected", """
+    """,
+    ),
+    Injection(
+        "shapes",
+        "ps2.shapes.query_count_rejected",
+        """
         def attention_output_shape(query_shape, key_shape, value_shape):
             if query_shape[1] != key_shape[1] or not (query_shape[0] == key_shape[0] == value_shape[0]):
                 raise ValueError("mismatch")
             return (query_shape[0], value_shape[1])
-    """),
-    Injection("shapes", "ps2.shapes.output_wrong", """
+    """,
+    ),
+    Injection(
+        "shapes",
+        "ps2.shapes.output_wrong",
+        """
         def attention_output_shape(query_shape, key_shape, value_shape):
             if query_shape[1] != key_shape[1] or key_shape[0] != value_shape[0]:
                 raise ValueError("mismatch")
             return (query_shape[0], key_shape[1])
-    """),
+    """,
+    ),
 ]
 
 # Passing by replacing the comparison functions is caught, never rewarded. It patches torch for the
@@ -100,7 +170,10 @@ TAMPERING = Injection("mhsa", "tampering", "torch.allclose = lambda *args, **kwa
 
 CORRECT = [
     # einsum instead of matmul, a fused qkv layer, and the scale applied to the queries.
-    Injection("mhsa", None, '''
+    Injection(
+        "mhsa",
+        None,
+        """
         class MultiHeadSelfAttention(nn.Module):
             def __init__(self, dim, num_heads):
                 super().__init__()
@@ -117,9 +190,13 @@ CORRECT = [
                 w = torch.einsum("bnhd,bmhd->bhnm", q * d ** -0.5, k).softmax(-1)
                 out = torch.einsum("bhnm,bmhd->bnhd", w, v).reshape(B, N, D)
                 return self.proj(out), w
-    '''),
+    """,
+    ),
     # einops, the softmax written out, and a loop over heads.
-    Injection("mhsa", None, '''
+    Injection(
+        "mhsa",
+        None,
+        """
         from einops import rearrange
 
         class MultiHeadSelfAttention(nn.Module):
@@ -140,23 +217,37 @@ CORRECT = [
                     weights.append(w)
                 out = rearrange(torch.stack(heads, 1), "b h n d -> b n (h d)")
                 return self.proj(out), torch.stack(weights, 1)
-    '''),
-    Injection("params", None, """
+    """,
+    ),
+    Injection(
+        "params",
+        None,
+        """
         def mhsa_parameter_count(dim, num_heads, bias=True):
             layer = nn.MultiheadAttention(dim, num_heads, bias=bias)
             return sum(p.numel() for p in layer.parameters())
-    """),
-    Injection("params", None, "def mhsa_parameter_count(dim, num_heads, bias=True):\n    return 4 * dim * (dim + int(bias))\n"),
-    Injection("shapes", None, """
+    """,
+    ),
+    Injection(
+        "params", None, "def mhsa_parameter_count(dim, num_heads, bias=True):\n    return 4 * dim * (dim + int(bias))\n"
+    ),
+    Injection(
+        "shapes",
+        None,
+        """
         def attention_output_shape(query_shape, key_shape, value_shape):
             q = torch.zeros(query_shape); k = torch.zeros(key_shape); v = torch.zeros(value_shape)
             try:
                 return tuple(((q @ k.T).softmax(-1) @ v).shape)
             except RuntimeError as err:
                 raise ValueError(str(err))
-    """),
+    """,
+    ),
     # issue 14: at least three correct answers per graded function, written differently from the solution
-    Injection("mhsa", None, '''
+    Injection(
+        "mhsa",
+        None,
+        """
         import torch.nn.functional as F
 
         class MultiHeadSelfAttention(nn.Module):
@@ -177,12 +268,22 @@ CORRECT = [
                 weights = F.softmax(torch.matmul(q, k.permute(0, 1, 3, 2)) / math.sqrt(q.size(-1)), dim=-1)
                 out = torch.matmul(weights, v).permute(0, 2, 1, 3).contiguous().view(B, N, D)
                 return self.proj(out), weights
-    ''', name="mhsa/correct/functional_permute"),
-    Injection("params", None, """
+    """,
+        name="mhsa/correct/functional_permute",
+    ),
+    Injection(
+        "params",
+        None,
+        """
         def mhsa_parameter_count(dim, num_heads, bias=True):
             return sum(dim * dim + (dim if bias else 0) for _ in ("query", "key", "value", "proj"))
-    """, name="params/correct/sum_over_layers"),
-    Injection("shapes", None, """
+    """,
+        name="params/correct/sum_over_layers",
+    ),
+    Injection(
+        "shapes",
+        None,
+        """
         def attention_output_shape(query_shape, key_shape, value_shape):
             n_q, d_q = query_shape
             n_k, d_k = key_shape
@@ -190,12 +291,19 @@ CORRECT = [
             if d_q == d_k and n_k == n_v:
                 return n_q, d_v
             raise ValueError("incompatible shapes")
-    """, name="shapes/correct/tuple"),
-    Injection("shapes", None, """
+    """,
+        name="shapes/correct/tuple",
+    ),
+    Injection(
+        "shapes",
+        None,
+        """
         def attention_output_shape(query_shape, key_shape, value_shape):
             assert len(query_shape) == len(key_shape) == len(value_shape) == 2
             if query_shape[1] != key_shape[1] or key_shape[0] != value_shape[0]:
                 raise ValueError(f"cannot attend: {query_shape}, {key_shape}, {value_shape}")
             return [query_shape[0], value_shape[1]]
-    """, name="shapes/correct/list"),
+    """,
+        name="shapes/correct/list",
+    ),
 ]

@@ -30,40 +30,86 @@ from vitkit.course.paths import Course, find_course
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``vitkit course``."""
-    parser.add_argument("--root", help="the course folder (default: the folder with nbgrader_config.py at or above the working folder)")
+    parser.add_argument(
+        "--root", help="the course folder (default: the folder with nbgrader_config.py at or above the working folder)"
+    )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = sub.add_parser("release", help="regenerate exercises/ from solutions/")
     p.add_argument("ps", nargs="*", help="problem sets (default: all)")
-    p.add_argument("--check", action="store_true", help="change nothing; fail if exercises/ differs from what release makes")
-    p.add_argument("--exchange", nargs="?", const="", default=None, metavar="ROOT",
-                   help="also release to nbgrader's exchange (default root: Exchange.root of nbgrader's config)")
+    p.add_argument(
+        "--check", action="store_true", help="change nothing; fail if exercises/ differs from what release makes"
+    )
+    p.add_argument(
+        "--exchange",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ROOT",
+        help="also release to nbgrader's exchange (default root: Exchange.root of nbgrader's config)",
+    )
     p = sub.add_parser("collect", help="put submissions from a folder, an LMS zip or the exchange into submitted/")
     p.add_argument("ps", nargs="*", help="problem sets, with --exchange (default: all)")
     p.add_argument("--from", dest="source", metavar="DIR|ZIP")
-    p.add_argument("--exchange", nargs="?", const="", default=None, metavar="ROOT",
-                   help="collect from nbgrader's exchange (default root: Exchange.root of nbgrader's config)")
-    p.add_argument("--due", help="due date for --exchange ('2026-12-05 17:00 UTC'; stored in the gradebook); later is late")
+    p.add_argument(
+        "--exchange",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ROOT",
+        help="collect from nbgrader's exchange (default root: Exchange.root of nbgrader's config)",
+    )
+    p.add_argument(
+        "--due", help="due date for --exchange ('2026-12-05 17:00 UTC'; stored in the gradebook); later is late"
+    )
     p = sub.add_parser("autograde", help="grade every submission in its own sandbox")
     p.add_argument("ps", nargs="*", help="problem sets (default: all)")
-    p.add_argument("--jobs", type=int, default=1, help="Dask worker processes on this machine (default 1: in this process)")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (tcp://host:8786) to send the tasks to")
-    p.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: Execute.timeout of nbgrader_config.py, or 300)")
-    p.add_argument("--memory", type=float, default=4.0, metavar="GB", help="memory per submission, on top of what the kernel's libraries map (default 4)")
-    p.add_argument("--wall", type=int, default=None, help="seconds for one whole submission (default 3 × timeout + 120)")
+    p.add_argument(
+        "--jobs", type=int, default=1, help="Dask worker processes on this machine (default 1: in this process)"
+    )
+    p.add_argument(
+        "--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (tcp://host:8786) to send the tasks to"
+    )
+    p.add_argument(
+        "--timeout",
+        type=int,
+        default=None,
+        help="seconds per cell (default: Execute.timeout of nbgrader_config.py, or 300)",
+    )
+    p.add_argument(
+        "--memory",
+        type=float,
+        default=4.0,
+        metavar="GB",
+        help="memory per submission, on top of what the kernel's libraries map (default 4)",
+    )
+    p.add_argument(
+        "--wall", type=int, default=None, help="seconds for one whole submission (default 3 × timeout + 120)"
+    )
     p.add_argument("--student", action="append", help="grade only this student (repeatable)")
-    p.add_argument("--force", action="store_true", help="grade again what is already graded (default: only what is not)")
-    p.add_argument("--skip-doctor", action="store_true", help="do not check the host first (see `vitkit course doctor`)")
+    p.add_argument(
+        "--force", action="store_true", help="grade again what is already graded (default: only what is not)"
+    )
+    p.add_argument(
+        "--skip-doctor", action="store_true", help="do not check the host first (see `vitkit course doctor`)"
+    )
     p = sub.add_parser("feedback", help="HTML feedback per student, hidden tests removed")
     p.add_argument("ps", nargs="*")
     p.add_argument("--release", action="store_true", help="return it to students through nbgrader's exchange")
-    p.add_argument("--exchange", default=None, metavar="ROOT", help="the exchange's root for --release (default: nbgrader's config)")
+    p.add_argument(
+        "--exchange",
+        default=None,
+        metavar="ROOT",
+        help="the exchange's root for --release (default: nbgrader's config)",
+    )
     p = sub.add_parser("hub", help="a JupyterHub for a class on this machine (see vitkit/course/hub.py)")
     from vitkit.course.hub import add_arguments as hub_arguments
 
     hub_arguments(p)
     p = sub.add_parser("export", help="grades as CSV for an LMS")
     p.add_argument("--format", choices=["csv", "canvas"], default="csv")
-    p.add_argument("--output", "-o", default=None, help="file to write (default reports/grades.csv or reports/canvas.csv)")
+    p.add_argument(
+        "--output", "-o", default=None, help="file to write (default reports/grades.csv or reports/canvas.csv)"
+    )
     p.add_argument("ps", nargs="*")
     p = sub.add_parser("report", help="per-question mistakes and score histograms")
     p.add_argument("ps", nargs="*")
@@ -99,7 +145,9 @@ def main(args: argparse.Namespace) -> int:
                 diff = release_differences(course, ps)
                 if diff:
                     bad += 1
-                    print(f"{ps}: exercises/ differs from solutions/ in {', '.join(diff)}; run `vitkit course release {ps}` and commit")
+                    print(
+                        f"{ps}: exercises/ differs from solutions/ in {', '.join(diff)}; run `vitkit course release {ps}` and commit"
+                    )
                 else:
                     print(f"{ps}: exercises/ is up to date")
             else:
@@ -132,21 +180,32 @@ def main(args: argparse.Namespace) -> int:
             print(f"{ps}: {n} submissions")
         for p in done.placed:
             if p["late"] or p["matched_by"] != "name":
-                print(f"  {p['student']}/{p['ps']}: {'late' if p['late'] else ''} {'' if p['matched_by'] == 'name' else p['matched_by']}".rstrip())
+                print(
+                    f"  {p['student']}/{p['ps']}: {'late' if p['late'] else ''} {'' if p['matched_by'] == 'name' else p['matched_by']}".rstrip()
+                )
         for u in done.unmatched:
             print(f"{'MISSING' if u.get('missing') else 'UNMATCHED'} {u['source']}: {u['reason']}")
-        print(f"{len(done.placed)} placed, {len(done.unmatched)} unmatched (listed in {course.reports / 'collect.json'})")
+        print(
+            f"{len(done.placed)} placed, {len(done.unmatched)} unmatched (listed in {course.reports / 'collect.json'})"
+        )
         return 0
     if action == "autograde":
-        from vitkit.course.grade import autograde
+        from vitkit.course.grade import BatchStopped, autograde
         from vitkit.course.sandbox import Limits
-
-        from vitkit.course.grade import BatchStopped
 
         limits = Limits(timeout=args.timeout or config_timeout(course), memory_gb=args.memory, wall=args.wall)
         try:
-            results = autograde(course, args.ps, jobs=args.jobs, limits=limits, scheduler=args.scheduler, students=args.student,
-                                progress=True, force=args.force, doctor=not args.skip_doctor)
+            results = autograde(
+                course,
+                args.ps,
+                jobs=args.jobs,
+                limits=limits,
+                scheduler=args.scheduler,
+                students=args.student,
+                progress=True,
+                force=args.force,
+                doctor=not args.skip_doctor,
+            )
         except BatchStopped as err:
             print(f"vitkit: batch stopped: {err}", file=sys.stderr)
             return 2
@@ -157,9 +216,11 @@ def main(args: argparse.Namespace) -> int:
                 flag = f" [flagged: {len(r.flags)} finding(s); `vitkit course flags`]" if r.flags else ""
                 print(f"{r.student}/{r.ps}: {r.status}, {r.score:g} points{flag}: {r.reason}".rstrip(": "))
         errors = sum(r.status == "error" for r in results)
-        print(f"{len(results)} submissions: {sum(r.status == 'graded' for r in results)} graded, "
-              f"{sum(r.status == 'failed' for r in results)} failed (0 points), {errors} not graded"
-              + (" (run autograde again once fixed)" if errors else ""))
+        print(
+            f"{len(results)} submissions: {sum(r.status == 'graded' for r in results)} graded, "
+            f"{sum(r.status == 'failed' for r in results)} failed (0 points), {errors} not graded"
+            + (" (run autograde again once fixed)" if errors else "")
+        )
         return 1 if errors else 0
     if action == "doctor":
         from vitkit.course.doctor import run
@@ -173,11 +234,16 @@ def main(args: argparse.Namespace) -> int:
             for student, rec in load_records(course, ps).items():
                 if rec.get("flags"):
                     n += 1
-                    print(f"{student}/{ps}: {rec.get('decision') or 'UNDECIDED'} ({rec['status']}, "
-                          f"{sum(s for c in rec['scores'].values() for s, _ in c.values()):g} points)")
+                    print(
+                        f"{student}/{ps}: {rec.get('decision') or 'UNDECIDED'} ({rec['status']}, "
+                        f"{sum(s for c in rec['scores'].values() for s, _ in c.values()):g} points)"
+                    )
                     for f in rec["flags"]:
                         print(f"    {f}")
-        print(f"{n} flagged submissions" + ("; decide each with `vitkit course decide STUDENT PS accept|zero`" if n else ""))
+        print(
+            f"{n} flagged submissions"
+            + ("; decide each with `vitkit course decide STUDENT PS accept|zero`" if n else "")
+        )
         return 0
     if action == "decide":
         from vitkit.course.grade import decide
@@ -195,8 +261,10 @@ def main(args: argparse.Namespace) -> int:
 
             for ps in course.resolve(args.ps):
                 served = exchange.release_feedback(course, ps, args.exchange)
-                print(f"{ps}: feedback released to {len(served)} students through the exchange"
-                      + (f" ({', '.join(served)})" if len(served) <= 10 else ""))
+                print(
+                    f"{ps}: feedback released to {len(served)} students through the exchange"
+                    + (f" ({', '.join(served)})" if len(served) <= 10 else "")
+                )
         return 0
     if action == "export":
         from vitkit.course.feedback import export
@@ -239,8 +307,10 @@ def status(course: Course) -> int:
         flagged = {s: r for s, r in graded.items() if r.get("flags") and not r.get("decision")}
         fb = sum(1 for s in students if (course.feedback / s / ps).is_dir())
         waiting = [s for s in students if s not in records]
-        print(f"{ps}: {len(students)} collected, {len(graded)} graded ({len(bad)} failed/missing, {len(flagged)} flagged "
-              f"undecided), {len(errors)} not graded, {len(waiting)} not yet graded, {fb} with feedback")
+        print(
+            f"{ps}: {len(students)} collected, {len(graded)} graded ({len(bad)} failed/missing, {len(flagged)} flagged "
+            f"undecided), {len(errors)} not graded, {len(waiting)} not yet graded, {fb} with feedback"
+        )
         for s, r in sorted(bad.items()):
             print(f"  {s}: {r['status']}: {r['reason']}")
         for s, r in sorted(errors.items()):
@@ -251,7 +321,9 @@ def status(course: Course) -> int:
         if written:
             pending = {s: sorted(g for g, m in cells.items() if m["pending"]) for s, cells in written.items()}
             pending = {s: gids for s, gids in pending.items() if gids}
-            print(f"  written answers: {len(written) - len(pending)} of {len(written)} submissions fully graded by a person")
+            print(
+                f"  written answers: {len(written) - len(pending)} of {len(written)} submissions fully graded by a person"
+            )
             for s, gids in sorted(pending.items()):
                 print(f"  {s}: needs manual grading ({', '.join(gids)}) in formgrader")
     return 0

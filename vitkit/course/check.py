@@ -15,7 +15,9 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``vitkit check``."""
-    parser.add_argument("notebook", help="the notebook to check, e.g. exercises/ps1_self_attention/ps1_self_attention.ipynb")
+    parser.add_argument(
+        "notebook", help="the notebook to check, e.g. exercises/ps1_self_attention/ps1_self_attention.ipynb"
+    )
     parser.add_argument("--timeout", type=int, default=300, help="seconds per cell (default 300)")
 
 
@@ -33,10 +35,17 @@ def check_notebook(path: str | Path, timeout: int = 300) -> list[dict]:
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as err:
-        raise SystemExit(f"{path} is not a readable notebook ({type(err).__name__}: {err}); restore it from exercises/") from None
+        raise SystemExit(
+            f"{path} is not a readable notebook ({type(err).__name__}: {err}); restore it from exercises/"
+        ) from None
     os.environ["NBGRADER_VALIDATING"] = "1"
-    client = NotebookClient(nb, timeout=timeout, allow_errors=True, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent.resolve())}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        allow_errors=True,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent.resolve())}},
+    )
     client.execute()
     cat = catalogue()
     known = set(cat)
@@ -45,7 +54,14 @@ def check_notebook(path: str | Path, timeout: int = 300) -> list[dict]:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
             found = mistakes_in_cell(json.loads(json.dumps(cell)), known)
-            rows.append({"question": meta.get("grade_id"), "points": meta.get("points", 0), "passed": not found, "mistakes": found})
+            rows.append(
+                {
+                    "question": meta.get("grade_id"),
+                    "points": meta.get("points", 0),
+                    "passed": not found,
+                    "mistakes": found,
+                }
+            )
     return rows
 
 
@@ -61,5 +77,8 @@ def main(args: argparse.Namespace) -> int:
             info = cat.get(code)
             print(f"      {message}" if not info else f"      [{code}] {info.message}. Hint: {info.hint}")
     passed = sum(r["passed"] for r in rows)
-    print(f"{passed} of {len(rows)} visible tests pass" + ("" if passed == len(rows) else "; hidden tests run at grading time"))
+    print(
+        f"{passed} of {len(rows)} visible tests pass"
+        + ("" if passed == len(rows) else "; hidden tests run at grading time")
+    )
     return 0 if passed == len(rows) else 1

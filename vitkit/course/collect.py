@@ -9,10 +9,8 @@ unmatched, never dropped silently. A folder may also hold one subfolder per stud
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import shutil
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -69,16 +67,24 @@ def _entries(source: Path):
     elif source.is_dir():
         for path in sorted(source.rglob("*")):
             if path.is_file() and ".ipynb_checkpoints" not in path.parts:
-                yield str(path.relative_to(source)), path.read_bytes(), datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+                yield (
+                    str(path.relative_to(source)),
+                    path.read_bytes(),
+                    datetime.fromtimestamp(path.stat().st_mtime, timezone.utc),
+                )
     else:
-        raise SystemExit(f"--from {source}: not a folder or a zip file; give the folder of notebooks or the zip your LMS exported")
+        raise SystemExit(
+            f"--from {source}: not a folder or a zip file; give the folder of notebooks or the zip your LMS exported"
+        )
 
 
 def collect(course: Course, source: str | Path, overwrite: bool = True) -> Collected:
     """Copy every submission in ``source`` (folder or zip) into ``submitted/`` and log it in ``reports/collect.json``."""
     by_name, ids = _index(course)
     if not by_name:
-        raise SystemExit(f"no problem sets in {course.source}: collect matches submissions to solutions/<ps>/<notebook>.ipynb")
+        raise SystemExit(
+            f"no problem sets in {course.source}: collect matches submissions to solutions/<ps>/<notebook>.ipynb"
+        )
     done = Collected()
     for rel, data, mtime in _entries(Path(source)):
         parts = Path(rel).parts
@@ -86,7 +92,12 @@ def collect(course: Course, source: str | Path, overwrite: bool = True) -> Colle
         if not info["student"] and len(parts) >= 2:  # folder layout: <student>/<notebook> or <student>/<ps>/<notebook>
             info["student"] = parts[0].lower()
         if not info["student"]:
-            done.unmatched.append({"source": rel, "reason": "no student in the name (expected <name>_<userid>_<submissionid>_<file> or <student>/<file>)"})
+            done.unmatched.append(
+                {
+                    "source": rel,
+                    "reason": "no student in the name (expected <name>_<userid>_<submissionid>_<file> or <student>/<file>)",
+                }
+            )
             continue
         original = Path(info["original"])
         if original.suffix != ".ipynb":
@@ -101,20 +112,36 @@ def collect(course: Course, source: str | Path, overwrite: bool = True) -> Colle
                 found = set()
             best = max(ids.items(), key=lambda kv: len(kv[1][1] & found), default=None)
             if best is None or not best[1][1] & found:
-                done.unmatched.append({"source": rel, "reason": f"{original.name} is no problem set's notebook (known: {', '.join(sorted(by_name))})"})
+                done.unmatched.append(
+                    {
+                        "source": rel,
+                        "reason": f"{original.name} is no problem set's notebook (known: {', '.join(sorted(by_name))})",
+                    }
+                )
                 continue
             notebook, how = best[0], f"renamed {original.name}, matched by its cells"
         ps = by_name[notebook]
         dest = course.submitted / info["student"] / ps
         target = dest / f"{notebook}.ipynb"
         if target.exists() and not overwrite:
-            done.unmatched.append({"source": rel, "reason": f"{target} exists (collect without --no-overwrite to replace it)"})
+            done.unmatched.append(
+                {"source": rel, "reason": f"{target} exists (collect without --no-overwrite to replace it)"}
+            )
             continue
         dest.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         (dest / "timestamp.txt").write_text(mtime.strftime("%Y-%m-%d %H:%M:%S.%f UTC"))
-        done.placed.append({"student": info["student"], "ps": ps, "notebook": notebook, "source": rel, "late": info["late"],
-                            "userid": info["userid"], "matched_by": how})
+        done.placed.append(
+            {
+                "student": info["student"],
+                "ps": ps,
+                "notebook": notebook,
+                "source": rel,
+                "late": info["late"],
+                "userid": info["userid"],
+                "matched_by": how,
+            }
+        )
     write_log(course, done)
     return done
 
@@ -124,5 +151,7 @@ def write_log(course: Course, done: Collected) -> None:
     log = course.reports / "collect.json"
     log.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(log.read_text()) if log.is_file() else {"placed": [], "unmatched": []}
-    keep = [p for p in previous["placed"] if (p["student"], p["ps"]) not in {(q["student"], q["ps"]) for q in done.placed}]
+    keep = [
+        p for p in previous["placed"] if (p["student"], p["ps"]) not in {(q["student"], q["ps"]) for q in done.placed}
+    ]
     log.write_text(json.dumps({"placed": keep + done.placed, "unmatched": done.unmatched}, indent=1))

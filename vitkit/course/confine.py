@@ -75,8 +75,24 @@ def _probe(euid: int, refuse_ns: bool) -> str:
             return "uid+ns"
         return "uid" if _runs(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "true"]) else "none"
     uid, gid = os.getuid(), os.getgid()
-    if not refuse_ns and _runs(["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--mount", "--mount-proc",
-                                "unshare", "--user", f"--map-user={uid}", f"--map-group={gid}", "--mount", "true"]):
+    if not refuse_ns and _runs(
+        [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--net",
+            "--pid",
+            "--fork",
+            "--mount",
+            "--mount-proc",
+            "unshare",
+            "--user",
+            f"--map-user={uid}",
+            f"--map-group={gid}",
+            "--mount",
+            "true",
+        ]
+    ):
         return "userns"
     return "none"
 
@@ -156,7 +172,12 @@ def kernel_paths() -> list[str]:
     The kit's own folder is listed (not its parent) so that an editable install in the course folder
     exposes ``vitkit/`` and not ``solutions/``.
     """
-    paths = {sys.prefix, sys.base_prefix, sysconfig.get_paths()["stdlib"], os.path.dirname(os.path.realpath(sys.executable))}
+    paths = {
+        sys.prefix,
+        sys.base_prefix,
+        sysconfig.get_paths()["stdlib"],
+        os.path.dirname(os.path.realpath(sys.executable)),
+    }
     sites = [p for p in site.getsitepackages() if os.path.isdir(p)]
     paths.update(sites)
     for folder in sites:  # .pth files of editable installs name source folders
@@ -238,25 +259,51 @@ class Kernel:
         self.spec_dir.mkdir(parents=True, exist_ok=True)
         script = self.spec_dir / "launch.sh"
         script.write_text(self.script())
-        spec = {"argv": ["/bin/sh", str(script), "{connection_file}"], "display_name": "vitkit sandbox", "language": "python",
-                "interrupt_mode": "message", "metadata": {"debugger": False}}
+        spec = {
+            "argv": ["/bin/sh", str(script), "{connection_file}"],
+            "display_name": "vitkit sandbox",
+            "language": "python",
+            "interrupt_mode": "message",
+            "metadata": {"debugger": False},
+        }
         (self.spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
 
     def script(self) -> str:
         """The shell script nbgrader runs to start the kernel: copy what it needs, confine, exec."""
         q = shlex.quote
         home, work = self.home, self.home / "cwd"
-        env = {"HOME": str(home), "TMPDIR": str(home / "tmp"), "PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin",
-               "IPYTHONDIR": str(home / ".ipython"), "MPLCONFIGDIR": str(home / ".cache"), "XDG_CACHE_HOME": str(home / ".cache"),
-               "JUPYTER_RUNTIME_DIR": str(home / "tmp"), "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8",
-               "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2", "NBGRADER_EXECUTION": "autograde"}
-        kernel = (["prlimit", f"--as={self.address_space}", f"--fsize={2**30}", "--core=0", "--nofile=1024"]
-                  + (["--nproc=512"] if self.uid is not None else []) + ["--", "env", "-i"]
-                  + [f"{k}={v}" for k, v in env.items()]
-                  + (self.command or [sys.executable, "-m", "ipykernel_launcher", "-f", str(home / "kernel.json")]))
+        env = {
+            "HOME": str(home),
+            "TMPDIR": str(home / "tmp"),
+            "PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin",
+            "IPYTHONDIR": str(home / ".ipython"),
+            "MPLCONFIGDIR": str(home / ".cache"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "JUPYTER_RUNTIME_DIR": str(home / "tmp"),
+            "MPLBACKEND": "Agg",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "LANG": "C.UTF-8",
+            "OMP_NUM_THREADS": "1",
+            "MALLOC_ARENA_MAX": "2",
+            "NBGRADER_EXECUTION": "autograde",
+        }
+        kernel = (
+            ["prlimit", f"--as={self.address_space}", f"--fsize={2**30}", "--core=0", "--nofile=1024"]
+            + (["--nproc=512"] if self.uid is not None else [])
+            + ["--", "env", "-i"]
+            + [f"{k}={v}" for k, v in env.items()]
+            + (self.command or [sys.executable, "-m", "ipykernel_launcher", "-f", str(home / "kernel.json")])
+        )
         if self.uid is not None:
-            kernel = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--no-new-privs",
-                      "--inh-caps=-all", "--"] + kernel
+            kernel = [
+                "setpriv",
+                f"--reuid={self.uid}",
+                f"--regid={self.uid}",
+                "--clear-groups",
+                "--no-new-privs",
+                "--inh-caps=-all",
+                "--",
+            ] + kernel
         lines = [
             "# Written by vitkit.course.confine for one grading task: starts the student's kernel confined.",
             "set -eu",
@@ -271,12 +318,35 @@ class Kernel:
         if self.level in ("uid+ns", "userns"):
             inner = self._mounts() + inner
             inner[-1] = "exec " + inner[-1]
-            if self.level == "userns":  # a second user namespace locks the mounts above; the kernel gets no capabilities
-                inner[-1] = inner[-1].replace("exec prlimit", f"exec unshare --user --map-user={os.getuid()} "
-                                              f"--map-group={os.getgid()} --mount -- prlimit", 1)
+            if (
+                self.level == "userns"
+            ):  # a second user namespace locks the mounts above; the kernel gets no capabilities
+                inner[-1] = inner[-1].replace(
+                    "exec prlimit",
+                    f"exec unshare --user --map-user={os.getuid()} --map-group={os.getgid()} --mount -- prlimit",
+                    1,
+                )
             userns = ["--user", "--map-root-user"] if self.level == "userns" else []
-            lines.append("exec " + " ".join(["unshare", *userns, "--net", "--pid", "--fork", "--kill-child", "--mount",
-                                             "--mount-proc", "/bin/sh", "-c", q("\n".join(["set -eu", *inner])), "sh", '"$@"']))
+            lines.append(
+                "exec "
+                + " ".join(
+                    [
+                        "unshare",
+                        *userns,
+                        "--net",
+                        "--pid",
+                        "--fork",
+                        "--kill-child",
+                        "--mount",
+                        "--mount-proc",
+                        "/bin/sh",
+                        "-c",
+                        q("\n".join(["set -eu", *inner])),
+                        "sh",
+                        '"$@"',
+                    ]
+                )
+            )
         else:
             lines += inner[:-1] + ["exec " + inner[-1]]
         return "\n".join(lines) + "\n"
@@ -296,9 +366,11 @@ class Kernel:
         steps += [f"mount -t tmpfs -o mode=0755,size=1m vitkit-hidden {q(h)}" for h in hide]
         for p, ro in back:
             h = next(h for h in hide if _under(p, h))
-            source = f"/proc/self/fd/{fds[h]}" + p[len(h.rstrip("/")):]
-            steps.append(f"mkdir -p {q(p)} && mount --no-canonicalize --bind {q(source)} {q(p)}"
-                         + (f" && mount -o remount,bind,ro {q(p)}" if ro else ""))
+            source = f"/proc/self/fd/{fds[h]}" + p[len(h.rstrip("/")) :]
+            steps.append(
+                f"mkdir -p {q(p)} && mount --no-canonicalize --bind {q(source)} {q(p)}"
+                + (f" && mount -o remount,bind,ro {q(p)}" if ro else "")
+            )
         steps += [f"exec {fd}<&-" for fd in fds.values()]
         return steps
 
@@ -317,8 +389,10 @@ def hidden_folders(course_root: str, level: str) -> list[str]:
 # ----------------------------------------------------------------------------- the memory limit's baseline
 
 _BASELINE: float | None = None
-_BASELINE_PROBE = ("import torch, numpy, matplotlib.pyplot, ipykernel.ipkernel\n"
-                   "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmSize:')))")
+_BASELINE_PROBE = (
+    "import torch, numpy, matplotlib.pyplot, ipykernel.ipkernel\n"
+    "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmSize:')))"
+)
 BASELINE_HEADROOM_GB = 1.0  # thread stacks, malloc arenas, later imports of a kernel
 
 
@@ -336,7 +410,9 @@ def kernel_baseline_gb() -> float:
         return _BASELINE
     spec = importlib.util.find_spec("torch")
     stamp = f"{sys.executable}|{spec.origin if spec else ''}|{os.stat(spec.origin).st_mtime if spec else ''}"
-    cache = Path(tempfile.gettempdir()) / f".vitkit-baseline-{os.geteuid()}-{hashlib.sha1(stamp.encode()).hexdigest()[:12]}"
+    cache = (
+        Path(tempfile.gettempdir()) / f".vitkit-baseline-{os.geteuid()}-{hashlib.sha1(stamp.encode()).hexdigest()[:12]}"
+    )
     try:
         _BASELINE = float(cache.read_text())
         return _BASELINE
@@ -344,8 +420,15 @@ def kernel_baseline_gb() -> float:
         pass
     kb = 0
     try:
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2", "MPLBACKEND": "Agg"}
-        out = subprocess.run([sys.executable, "-c", _BASELINE_PROBE], capture_output=True, text=True, timeout=300, env=env)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "OMP_NUM_THREADS": "1",
+            "MALLOC_ARENA_MAX": "2",
+            "MPLBACKEND": "Agg",
+        }
+        out = subprocess.run(
+            [sys.executable, "-c", _BASELINE_PROBE], capture_output=True, text=True, timeout=300, env=env
+        )
         kb = int(out.stdout.strip().splitlines()[-1])
     except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
         kb = 4 * 2**20  # could not measure: assume a CUDA build of torch

@@ -68,8 +68,23 @@ def _probe_kernel(course: Course, level: str, alloc_gb: float, limit_gb: float) 
         secret = grader / "gradebook.db"
         secret.write_text("the grader's")
         hidden = confine.hidden_folders(course.root, level)
-        kernel = confine.Kernel(level, home=home, grader=grader, hide=hidden, address_space=int(limit_gb * 2**30), uid=uid,
-                                command=[sys.executable, "-c", _PROBE, str(int(alloc_gb * 2**30)), str(secret), str(course.source), str(course.gradebook)])
+        kernel = confine.Kernel(
+            level,
+            home=home,
+            grader=grader,
+            hide=hidden,
+            address_space=int(limit_gb * 2**30),
+            uid=uid,
+            command=[
+                sys.executable,
+                "-c",
+                _PROBE,
+                str(int(alloc_gb * 2**30)),
+                str(secret),
+                str(course.source),
+                str(course.gradebook),
+            ],
+        )
         kernel.write()
         os.chmod(grader, 0o700)
         os.chmod(work, 0o711)
@@ -81,8 +96,13 @@ def _probe_kernel(course: Course, level: str, alloc_gb: float, limit_gb: float) 
         os.chmod(home, 0o700)
         conn = grader / "conn.json"
         conn.write_text("{}")
-        proc = subprocess.run(["/bin/sh", str(kernel.spec_dir / "launch.sh"), str(conn)], cwd=grader, capture_output=True,
-                              text=True, timeout=60)
+        proc = subprocess.run(
+            ["/bin/sh", str(kernel.spec_dir / "launch.sh"), str(conn)],
+            cwd=grader,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         seconds = time.perf_counter() - clock
         lines = proc.stdout.strip().splitlines()
         try:
@@ -103,15 +123,27 @@ def checks(course: Course, scheduler: str | None = None) -> list[Check]:
     level = confine.isolation()
     tools = [t for t in ("unshare", "setpriv", "prlimit") if not shutil.which(t)]
     if tools:
-        out.append(Check("tools", "FAIL" if "prlimit" in tools else "warn", f"not found: {', '.join(tools)}",
-                         "install util-linux (Debian: apt-get install util-linux)"))
+        out.append(
+            Check(
+                "tools",
+                "FAIL" if "prlimit" in tools else "warn",
+                f"not found: {', '.join(tools)}",
+                "install util-linux (Debian: apt-get install util-linux)",
+            )
+        )
     who = "root" if os.geteuid() == 0 else f"user {os.geteuid()}"
     desc = confine.describe(level, 61000 if level.startswith("uid") else None, 4).rsplit(",", 1)[0]
     if level == "none":
-        out.append(Check("isolation", "warn", f"{who}: {desc}",
-                         "a hostile notebook could reach its gradebook copy: grade as root, or where unprivileged user "
-                         "namespaces are allowed (sysctl kernel.unprivileged_userns_clone=1; in Docker, --security-opt "
-                         "seccomp=unconfined or grade as root)"))
+        out.append(
+            Check(
+                "isolation",
+                "warn",
+                f"{who}: {desc}",
+                "a hostile notebook could reach its gradebook copy: grade as root, or where unprivileged user "
+                "namespaces are allowed (sysctl kernel.unprivileged_userns_clone=1; in Docker, --security-opt "
+                "seccomp=unconfined or grade as root)",
+            )
+        )
     else:
         out.append(Check("isolation", "ok", f"{who}: {desc}"))
 
@@ -124,40 +156,72 @@ def checks(course: Course, scheduler: str | None = None) -> list[Check]:
     if report is None or "import" in report or report["missing"]:
         why = error if report is None else report.get("import") or f"cannot find {', '.join(report['missing'])}"
         unreachable = [a for a in map(confine.untraversable_ancestor, confine.kernel_paths()) if a]
-        fix = (f"the kernel's user cannot enter {unreachable[0]}: move the venv and the course where other users may "
-               f"enter, or `chmod o+x` each folder on the way" if unreachable and level == "uid" else
-               "files of the venv or the kit are not readable to other users (umask 077?): "
-               f"chmod -R o+rX {sys.prefix} and the course folder")
+        fix = (
+            f"the kernel's user cannot enter {unreachable[0]}: move the venv and the course where other users may "
+            f"enter, or `chmod o+x` each folder on the way"
+            if unreachable and level == "uid"
+            else "files of the venv or the kit are not readable to other users (umask 077?): "
+            f"chmod -R o+rX {sys.prefix} and the course folder"
+        )
         out.append(Check("kernel", "FAIL", f"a confined kernel cannot start its interpreter: {why}", fix))
     else:
-        out.append(Check("kernel", "ok", f"starts confined as uid {report['uid']} and imports ipykernel and vitkit "
-                                         f"({seconds:.2f} s)"))
+        out.append(
+            Check(
+                "kernel",
+                "ok",
+                f"starts confined as uid {report['uid']} and imports ipykernel and vitkit ({seconds:.2f} s)",
+            )
+        )
         seen = report["sees"]
         forged = [p for p in seen if p != str(course.source)]
         if level == "none":
             pass
         elif forged:
-            out.append(Check("hidden", "FAIL", f"the kernel can reach {', '.join(forged)}",
-                             "report this: the confinement does not hide the grader's files"))
+            out.append(
+                Check(
+                    "hidden",
+                    "FAIL",
+                    f"the kernel can reach {', '.join(forged)}",
+                    "report this: the confinement does not hide the grader's files",
+                )
+            )
         elif seen:
-            out.append(Check("hidden", "warn", f"the kernel can read {course.source} (no mount namespace on this host)",
-                             f"chmod o-rwx {course.source} so that students' code cannot read the solutions"))
+            out.append(
+                Check(
+                    "hidden",
+                    "warn",
+                    f"the kernel can read {course.source} (no mount namespace on this host)",
+                    f"chmod o-rwx {course.source} so that students' code cannot read the solutions",
+                )
+            )
         else:
             out.append(Check("hidden", "ok", "the kernel sees neither the course, the gradebook nor the grader's copy"))
     if report is not None:
         if small is None:  # a 0.5 GB address space may not even start the interpreter: that is the limit biting too
             out.append(Check("memory limit", "ok", "a kernel limited to 0.5 GB cannot allocate 1 GB"))
         elif small.get("allocated"):
-            out.append(Check("memory limit", "FAIL", "a kernel limited to 0.5 GB allocated 1 GB",
-                             "prlimit --as has no effect here: grading would not stop a notebook that eats the machine"))
+            out.append(
+                Check(
+                    "memory limit",
+                    "FAIL",
+                    "a kernel limited to 0.5 GB allocated 1 GB",
+                    "prlimit --as has no effect here: grading would not stop a notebook that eats the machine",
+                )
+            )
         else:
             out.append(Check("memory limit", "ok", "a kernel limited to 0.5 GB cannot allocate 1 GB"))
 
     if importlib.util.find_spec("nbgrader") is None:
-        out.append(Check("nbgrader", "FAIL", f"{sys.executable} cannot import nbgrader", "make setup (or pip install nbgrader)"))
+        out.append(
+            Check(
+                "nbgrader", "FAIL", f"{sys.executable} cannot import nbgrader", "make setup (or pip install nbgrader)"
+            )
+        )
     for folder in (course.submitted, course.source):
         if folder.exists() and not os.access(folder, os.R_OK | os.X_OK):
-            out.append(Check("course", "FAIL", f"cannot read {folder}", f"run as the course's owner or chmod u+rX {folder}"))
+            out.append(
+                Check("course", "FAIL", f"cannot read {folder}", f"run as the course's owner or chmod u+rX {folder}")
+            )
     writable = course.gradebook if course.gradebook.exists() else Path(course.root)
     if not os.access(writable, os.W_OK):
         out.append(Check("course", "FAIL", f"cannot write {writable}", "run as the course's owner"))
@@ -166,14 +230,28 @@ def checks(course: Course, scheduler: str | None = None) -> list[Check]:
     for where in {tempfile.gettempdir(), course.root}:
         free = shutil.disk_usage(where).free / 2**30
         if free < 1:
-            out.append(Check("disk", "FAIL", f"{free:.2f} GB free under {where}", "free some space: each task needs a copy"))
+            out.append(
+                Check("disk", "FAIL", f"{free:.2f} GB free under {where}", "free some space: each task needs a copy")
+            )
     if not any(c.name == "disk" for c in out):
-        out.append(Check("disk", "ok", f"{shutil.disk_usage(tempfile.gettempdir()).free / 2**30:.0f} GB free for working copies"))
+        out.append(
+            Check(
+                "disk", "ok", f"{shutil.disk_usage(tempfile.gettempdir()).free / 2**30:.0f} GB free for working copies"
+            )
+        )
     if importlib.util.find_spec("distributed") is None:
-        out.append(Check("dask", "FAIL" if scheduler else "warn", "dask.distributed is not installed",
-                         "pip install 'dask[distributed]' (needed for --jobs > 1 and --scheduler)"))
+        out.append(
+            Check(
+                "dask",
+                "FAIL" if scheduler else "warn",
+                "dask.distributed is not installed",
+                "pip install 'dask[distributed]' (needed for --jobs > 1 and --scheduler)",
+            )
+        )
     else:
-        out.append(Check("dask", "ok", "dask.distributed importable" + (f"; scheduler {scheduler}" if scheduler else "")))
+        out.append(
+            Check("dask", "ok", "dask.distributed importable" + (f"; scheduler {scheduler}" if scheduler else ""))
+        )
     return out
 
 
@@ -189,4 +267,6 @@ def require(course: Course, scheduler: str | None = None) -> None:
     """Raise ``SystemExit`` naming every failed check (what to change) before a batch starts."""
     failed = [c for c in checks(course, scheduler) if c.status == "FAIL"]
     if failed:
-        raise SystemExit("vitkit: grading cannot work here, nothing was graded:\n" + "\n".join(c.line() for c in failed))
+        raise SystemExit(
+            "vitkit: grading cannot work here, nothing was graded:\n" + "\n".join(c.line() for c in failed)
+        )

@@ -34,9 +34,8 @@ def exchange_root(course: Course, root: str | None = None) -> Path:
     """The exchange folder: ``root`` if given, else ``Exchange.root`` as nbgrader's configuration sets it."""
     if root:
         return Path(root)
-    from traitlets.config.loader import PyFileConfigLoader
-
     from jupyter_core.paths import jupyter_config_path
+    from traitlets.config.loader import PyFileConfigLoader
 
     for folder in (course.root, *jupyter_config_path()):
         if Path(folder, "nbgrader_config.py").is_file():
@@ -63,8 +62,10 @@ def course_id(course: Course) -> str:
     cfg = PyFileConfigLoader("nbgrader_config.py", path=course.root).load_config()
     value = cfg.get("CourseDirectory", {}).get("course_id", "")
     if not value:
-        raise SystemExit(f"{course.path('nbgrader_config.py')} sets no c.CourseDirectory.course_id: the exchange files "
-                         f"each course under its id; add c.CourseDirectory.course_id = 'yourcourse'")
+        raise SystemExit(
+            f"{course.path('nbgrader_config.py')} sets no c.CourseDirectory.course_id: the exchange files "
+            f"each course under its id; add c.CourseDirectory.course_id = 'yourcourse'"
+        )
     return value
 
 
@@ -123,17 +124,29 @@ def collect(course: Course, ps: str, root: str | None = None, due: str | None = 
         folder = course.submitted / student / ps
         stamp = folder / "timestamp.txt"
         if not stamp.is_file():
-            done.unmatched.append({"source": f"exchange:{names[-1]}", "reason": f"nbgrader collect did not place it in {folder}"})
+            done.unmatched.append(
+                {"source": f"exchange:{names[-1]}", "reason": f"nbgrader collect did not place it in {folder}"}
+            )
             continue
         taken = parse_utc(stamp.read_text().strip())
         taken = taken.replace(tzinfo=timezone.utc) if taken.tzinfo is None else taken
         handed = sorted(p.stem for p in folder.glob("*.ipynb"))
         for name in handed if handed else ["(no notebook)"]:
-            done.placed.append({"student": student, "ps": ps, "notebook": name, "source": f"exchange:{names[-1]}",
-                                "late": bool(when and taken > when), "userid": "", "matched_by":
-                                "name" if name in notebooks else f"not a notebook of {ps}"})
+            done.placed.append(
+                {
+                    "student": student,
+                    "ps": ps,
+                    "notebook": name,
+                    "source": f"exchange:{names[-1]}",
+                    "late": bool(when and taken > when),
+                    "userid": "",
+                    "matched_by": "name" if name in notebooks else f"not a notebook of {ps}",
+                }
+            )
     for student in sorted(set(roster(course)) - set(waiting)):
-        done.unmatched.append({"source": f"exchange:{student}", "reason": f"{student} did not submit {ps}", "missing": True})
+        done.unmatched.append(
+            {"source": f"exchange:{student}", "reason": f"{student} did not submit {ps}", "missing": True}
+        )
     write_log(course, done)
     return done
 
@@ -160,7 +173,11 @@ def release_feedback(course: Course, ps: str, root: str | None = None) -> list[s
     """
     served, skipped = [], []
     for folder in sorted(course.feedback.glob(f"*/{ps}")):
-        if (folder / "submission_secret.txt").is_file() and (folder / "timestamp.txt").is_file() and any(folder.glob("*.html")):
+        if (
+            (folder / "submission_secret.txt").is_file()
+            and (folder / "timestamp.txt").is_file()
+            and any(folder.glob("*.html"))
+        ):
             served.append(folder.parent.name)
         else:
             skipped.append(folder.parent.name)

@@ -18,7 +18,9 @@ FIRST_CELL = "vitkit: the kernel is running the notebook"
 class CappedExecute(Execute):
     """nbgrader's Execute keeping at most ``max_output`` bytes of outputs per cell (errors always kept)."""
 
-    max_output = Integer(4 * 2**20, help="bytes of output kept per cell; the rest is dropped with a note").tag(config=True)
+    max_output = Integer(4 * 2**20, help="bytes of output kept per cell; the rest is dropped with a note").tag(
+        config=True
+    )
 
     def preprocess(self, nb, resources=None, km=None):
         self._used: dict[int, int] = {}
@@ -39,8 +41,15 @@ class CappedExecute(Execute):
         if used + size > self.max_output:
             if used <= self.max_output:
                 note = f"\n[vitkit: output beyond {self.max_output >> 20} MB dropped]\n"
-                outs.append(output_from_msg({"msg_type": "stream", "header": {"msg_type": "stream"},
-                                             "content": {"name": "stderr", "text": note}}))
+                outs.append(
+                    output_from_msg(
+                        {
+                            "msg_type": "stream",
+                            "header": {"msg_type": "stream"},
+                            "content": {"name": "stderr", "text": note},
+                        }
+                    )
+                )
             self._used[cell_index] = self.max_output + 1
             return None
         self._used[cell_index] = used + size
@@ -49,7 +58,7 @@ class CappedExecute(Execute):
 
 def config_text(root: str, timeout: int, max_output: int, ipc: str) -> str:
     """The ``nbgrader_config.py`` of one task's course copy at ``root`` (nothing of the course's own config)."""
-    return f'''\
+    return f"""\
 # Written by vitkit.course.sandbox for one grading task; nothing here is the course's own config.
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
@@ -75,4 +84,4 @@ c.Application.log_format = "%(asctime)s.%(msecs)03d [%(name)s | %(levelname)s] %
 c.Application.log_datefmt = "%H:%M:%S"
 c.Autograde.autograde_preprocessors = [CappedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
-'''
+"""

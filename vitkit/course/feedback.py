@@ -36,8 +36,11 @@ def released_cells(course: Course, ps: str, notebook: str) -> dict[str, str]:
     if not path.is_file():
         raise SystemExit(f"{path} is missing: run `vitkit course release {ps}` before feedback")
     nb = json.loads(path.read_text())
-    return {c["metadata"]["nbgrader"]["grade_id"]: "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-            for c in nb["cells"] if "grade_id" in c.get("metadata", {}).get("nbgrader", {})}
+    return {
+        c["metadata"]["nbgrader"]["grade_id"]: "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        for c in nb["cells"]
+        if "grade_id" in c.get("metadata", {}).get("nbgrader", {})
+    }
 
 
 def sanitize(nb: dict, released: dict[str, str]) -> dict:
@@ -68,26 +71,49 @@ def summary_html(record: dict, cat, written: dict[str, dict] | None = None) -> s
             notes = []
             for code, message in found:
                 info = cat.get(code)
-                notes.append(f"<b>{html.escape(info.message)}</b> — hint: {html.escape(info.hint)}" if info
-                             else html.escape(message))
-            rows.append(f"<tr><td>{html.escape(gid)}</td><td>{score:g} / {top:g}</td><td>{'<br>'.join(notes) or 'passed'}</td></tr>")
+                notes.append(
+                    f"<b>{html.escape(info.message)}</b> — hint: {html.escape(info.hint)}"
+                    if info
+                    else html.escape(message)
+                )
+            rows.append(
+                f"<tr><td>{html.escape(gid)}</td><td>{score:g} / {top:g}</td><td>{'<br>'.join(notes) or 'passed'}</td></tr>"
+            )
     written = written or {}
     for gid, m in sorted(written.items()):
         score = "not graded yet" if m["pending"] else f"{m['score']:g} / {m['max']:g}"
-        note = html.escape(m["comment"]) or ("a person grades this written answer" if m["pending"]
-                                               else "unanswered" if m["manual"] is None else "graded by a person")
+        note = html.escape(m["comment"]) or (
+            "a person grades this written answer"
+            if m["pending"]
+            else "unanswered"
+            if m["manual"] is None
+            else "graded by a person"
+        )
         rows.append(f"<tr><td>{html.escape(gid)} (written)</td><td>{score}</td><td>{note}</td></tr>")
-    total = sum(s for cells in record.get("scores", {}).values() for s, _ in cells.values()) + sum(m["score"] for m in written.values())
-    top = sum(t for cells in record.get("scores", {}).values() for _, t in cells.values()) + sum(m["max"] for m in written.values())
+    total = sum(s for cells in record.get("scores", {}).values() for s, _ in cells.values()) + sum(
+        m["score"] for m in written.values()
+    )
+    top = sum(t for cells in record.get("scores", {}).values() for _, t in cells.values()) + sum(
+        m["max"] for m in written.values()
+    )
     status = record.get("status")
-    head = f"<h2>{html.escape(record['ps'])}: {total:g} / {top:g}</h2>" if status == "graded" else \
-        f"<h2>{html.escape(record['ps'])}: 0 points</h2><p><b>Your notebook could not be graded:</b> {html.escape(record.get('reason', ''))}</p>"
+    head = (
+        f"<h2>{html.escape(record['ps'])}: {total:g} / {top:g}</h2>"
+        if status == "graded"
+        else f"<h2>{html.escape(record['ps'])}: 0 points</h2><p><b>Your notebook could not be graded:</b> {html.escape(record.get('reason', ''))}</p>"
+    )
     if status == "graded" and record.get("reason"):
         head += f"<p>Note: {html.escape(record['reason'])}</p>"
     if status == "graded" and any(m["pending"] for m in written.values()):
         head += "<p>Your written answers are not graded yet: this total counts them as 0 until they are.</p>"
-    table = ("<table border=1 cellpadding=4 style='border-collapse:collapse'><tr><th>question</th><th>score</th>"
-             f"<th>what went wrong</th></tr>{''.join(rows)}</table>") if rows else ""
+    table = (
+        (
+            "<table border=1 cellpadding=4 style='border-collapse:collapse'><tr><th>question</th><th>score</th>"
+            f"<th>what went wrong</th></tr>{''.join(rows)}</table>"
+        )
+        if rows
+        else ""
+    )
     return f"<div class='vitkit-summary'>{head}{table}</div>"
 
 
@@ -159,8 +185,10 @@ def grades_table(course: Course, problem_sets: list[str] | None = None) -> tuple
             row.append(round(sum(v for v in row[1:] if v != ""), 4))
             rows.append(row)
     if blank:
-        warnings.warn("not graded, left blank in the export (run `vitkit course autograde` again):\n  " + "\n  ".join(blank),
-                      stacklevel=2)
+        warnings.warn(
+            "not graded, left blank in the export (run `vitkit course autograde` again):\n  " + "\n  ".join(blank),
+            stacklevel=2,
+        )
     return ["student", *pss, "total"], rows
 
 
@@ -211,8 +239,11 @@ def export(course: Course, path: str | Path, fmt: str = "csv", problem_sets: lis
         w.writerow(header + extra)
         w.writerows(row + by_student.get(row[0], [""] * len(extra)) for row in rows)
         if pending:
-            warnings.warn("written answers not graded by a person yet (counted as 0 until they are; grade them in "
-                          "formgrader):\n  " + "\n  ".join(pending), stacklevel=2)
+            warnings.warn(
+                "written answers not graded by a person yet (counted as 0 until they are; grade them in "
+                "formgrader):\n  " + "\n  ".join(pending),
+                stacklevel=2,
+            )
     elif fmt == "canvas":
         log = course.reports / "collect.json"
         userids = {p["student"]: p["userid"] for p in json.loads(log.read_text())["placed"]} if log.is_file() else {}

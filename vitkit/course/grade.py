@@ -35,10 +35,9 @@ import time
 import warnings
 from pathlib import Path
 
-from vitkit.course.paths import Course
 from vitkit.course.confine import kernel_baseline_gb
+from vitkit.course.paths import Course
 from vitkit.course.sandbox import GradeResult, Limits, fingerprint, grade_submission
-
 
 # Seconds spent by the last ``autograde`` call in the coordinator, per phase (``vitkit bench`` and profiling read it).
 TIMINGS: dict[str, float] = {}
@@ -48,9 +47,13 @@ def nbgrader(course: Course, *args: str, check: bool = True) -> subprocess.Compl
     """Run an nbgrader command in the course folder with the venv's ``bin/`` first on PATH (nbgrader calls alembic)."""
     bindir = str(Path(sys.executable).parent)
     env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
-    proc = subprocess.run([os.path.join(bindir, "nbgrader"), *args], cwd=course.root, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [os.path.join(bindir, "nbgrader"), *args], cwd=course.root, env=env, capture_output=True, text=True
+    )
     if check and proc.returncode != 0:
-        raise SystemExit(f"nbgrader {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+        raise SystemExit(
+            f"nbgrader {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        )
     return proc
 
 
@@ -69,9 +72,18 @@ def release_differences(course: Course, ps: str) -> list[str]:
         fresh, committed = Path(tmp) / ps, course.release / ps
         names = {p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file()}
         if committed.is_dir():
-            names |= {p.relative_to(committed) for p in committed.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts}
-        return sorted(str(n) for n in names
-                      if not (fresh / n).is_file() or not (committed / n).is_file() or _content(fresh / n) != _content(committed / n))
+            names |= {
+                p.relative_to(committed)
+                for p in committed.rglob("*")
+                if p.is_file() and ".ipynb_checkpoints" not in p.parts
+            }
+        return sorted(
+            str(n)
+            for n in names
+            if not (fresh / n).is_file()
+            or not (committed / n).is_file()
+            or _content(fresh / n) != _content(committed / n)
+        )
 
 
 def _content(path: Path):
@@ -112,8 +124,14 @@ def generated_gradebook(course: Course, ps: str) -> Path:
         old.unlink()
     with tempfile.TemporaryDirectory(prefix="vitkit-template-") as tmp:
         db = Path(tmp) / "gradebook.db"
-        nbgrader(course, "generate_assignment", ps, "--force", f"--CourseDirectory.db_url=sqlite:///{db}",
-                 f"--CourseDirectory.release_directory={tmp}/release")
+        nbgrader(
+            course,
+            "generate_assignment",
+            ps,
+            "--force",
+            f"--CourseDirectory.db_url=sqlite:///{db}",
+            f"--CourseDirectory.release_directory={tmp}/release",
+        )
         shutil.copy(db, cache.with_suffix(".tmp"))
         os.replace(cache.with_suffix(".tmp"), cache)
     return cache
@@ -143,7 +161,7 @@ def _cells(db_url: str, ps: str) -> set | None:
     """(notebook, grade cell, points) of ``ps`` in a gradebook, or None when it is not there."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    if db_url.startswith("sqlite:///") and not Path(db_url[len("sqlite:///"):]).is_file():
+    if db_url.startswith("sqlite:///") and not Path(db_url[len("sqlite:///") :]).is_file():
         return None
     with Gradebook(db_url, "vitkit") as gb:
         try:
@@ -186,7 +204,12 @@ def _merge_assignment(gradebook: Path, generated: Path, ps: str) -> bool:
             return False
         if con.execute("SELECT 1 FROM main.assignment WHERE name = ?", (ps,)).fetchone():
             return False
-        tables = [r[0] for r in con.execute("SELECT name FROM gen.sqlite_master WHERE type = 'table' AND name != 'alembic_version'")]
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT name FROM gen.sqlite_master WHERE type = 'table' AND name != 'alembic_version'"
+            )
+        ]
         con.execute("BEGIN IMMEDIATE")
         for table in tables:
             ours = {r[1] for r in con.execute(f'PRAGMA main.table_info("{table}")')}
@@ -224,8 +247,16 @@ class BatchStopped(RuntimeError):
 STOP_AFTER = 3  # identical grader failures at the start of a batch that stop it
 
 
-def run_tasks(course: Course, tasks: list[tuple[str, str]], templates: dict[str, bytes], limits: Limits,
-              jobs: int = 1, scheduler: str | None = None, progress: bool = True, on_result=None) -> list[GradeResult]:
+def run_tasks(
+    course: Course,
+    tasks: list[tuple[str, str]],
+    templates: dict[str, bytes],
+    limits: Limits,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    progress: bool = True,
+    on_result=None,
+) -> list[GradeResult]:
     """Grade every (student, ps) in ``tasks``; ``on_result(result)`` is called in this process as each finishes.
 
     ``jobs == 1`` and no scheduler: in this process, one after another. Otherwise on Dask: a
@@ -247,11 +278,16 @@ def run_tasks(course: Course, tasks: list[tuple[str, str]], templates: dict[str,
         bar.update(1)
         bar.set_postfix(counts, left=len(tasks) - len(results))
         first = results[:STOP_AFTER]
-        if (len(results) == STOP_AFTER <= len(tasks) - 1 and all(r.status == "error" for r in first)
-                and len({_reason_kind(r.reason) for r in first}) == 1):
-            raise BatchStopped(f"the first {STOP_AFTER} submissions were not graded, each for the same reason: "
-                               f"{first[0].reason}. Fix it (`vitkit course doctor` helps) and run autograde again: "
-                               f"it continues with what is not graded yet.")
+        if (
+            len(results) == STOP_AFTER <= len(tasks) - 1
+            and all(r.status == "error" for r in first)
+            and len({_reason_kind(r.reason) for r in first}) == 1
+        ):
+            raise BatchStopped(
+                f"the first {STOP_AFTER} submissions were not graded, each for the same reason: "
+                f"{first[0].reason}. Fix it (`vitkit course doctor` helps) and run autograde again: "
+                f"it continues with what is not graded yet."
+            )
 
     try:
         if jobs <= 1 and not scheduler:
@@ -281,30 +317,51 @@ def _run_on_dask(course, tasks, templates, limits, jobs, scheduler, done) -> Non
     # Workers are forked from this process, which has already imported everything a task needs (vitkit pulls in
     # torch): spawned workers would each spend seconds importing it again, per class.
     method = "fork" if sys.platform == "linux" else "spawn"
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False,
-                          "distributed.worker.multiprocessing-method": method}):
+    with dask.config.set(
+        {
+            "distributed.scheduler.allowed-failures": 0,
+            "distributed.worker.daemon": False,
+            "distributed.worker.multiprocessing-method": method,
+        }
+    ):
         clock = time.perf_counter()
         if scheduler:
             cluster, client = None, Client(scheduler, timeout="30s")
         else:
-            cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, memory_limit=0,
-                                   dashboard_address=":0", silence_logs=logging.ERROR)
+            cluster = LocalCluster(
+                n_workers=jobs,
+                threads_per_worker=1,
+                processes=True,
+                memory_limit=0,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            )
             client = Client(cluster)
         TIMINGS["cluster_start"] = round(time.perf_counter() - clock, 3)
         try:
             shared = {ps: client.scatter(data, broadcast=True) for ps, data in templates.items()}
             futures = {}
             for student, ps in tasks:
-                fut = client.submit(grade_submission, course, student, ps, limits, shared[ps], retries=0, pure=False,
-                                    key=f"grade-{ps}-{student}-{os.urandom(4).hex()}")
+                fut = client.submit(
+                    grade_submission,
+                    course,
+                    student,
+                    ps,
+                    limits,
+                    shared[ps],
+                    retries=0,
+                    pure=False,
+                    key=f"grade-{ps}-{student}-{os.urandom(4).hex()}",
+                )
                 futures[fut] = (student, ps)
             for fut in as_completed(futures):
                 student, ps = futures[fut]
                 try:
                     result = fut.result()
                 except Exception as err:  # the worker died (KilledWorker) or could not run the task
-                    result = GradeResult(student, ps, "error",
-                                         f"the grading worker was lost ({type(err).__name__}: {str(err)[:200]})")
+                    result = GradeResult(
+                        student, ps, "error", f"the grading worker was lost ({type(err).__name__}: {str(err)[:200]})"
+                    )
                 done(result)
         finally:
             clock = time.perf_counter()
@@ -391,8 +448,11 @@ def written_answers(course: Course, ps: str) -> dict[str, list[str]]:
     out = {}
     for name in course.notebooks(ps):
         nb = json.loads((course.source / ps / f"{name}.ipynb").read_text())
-        out[name] = [c["metadata"]["nbgrader"]["grade_id"] for c in nb["cells"]
-                     if c.get("metadata", {}).get("nbgrader", {}).get("grade") and c["metadata"]["nbgrader"].get("solution")]
+        out[name] = [
+            c["metadata"]["nbgrader"]["grade_id"]
+            for c in nb["cells"]
+            if c.get("metadata", {}).get("nbgrader", {}).get("grade") and c["metadata"]["nbgrader"].get("solution")
+        ]
     return out
 
 
@@ -426,9 +486,16 @@ def manual_grades(course: Course, ps: str) -> dict[str, dict[str, dict]]:
                         continue
                     pending = g.manual_score is None and g.auto_score is None
                     out.setdefault(student, {})[gid] = {
-                        "notebook": name, "max": float(g.max_score), "comment": comments.get(gid, ""),
-                        "auto": g.auto_score, "manual": g.manual_score, "pending": pending,
-                        "score": 0.0 if pending else float(g.manual_score if g.manual_score is not None else g.auto_score)}
+                        "notebook": name,
+                        "max": float(g.max_score),
+                        "comment": comments.get(gid, ""),
+                        "auto": g.auto_score,
+                        "manual": g.manual_score,
+                        "pending": pending,
+                        "score": 0.0
+                        if pending
+                        else float(g.manual_score if g.manual_score is not None else g.auto_score),
+                    }
     return out
 
 
@@ -444,8 +511,11 @@ def decide(course: Course, student: str, ps: str, verdict: str) -> None:
         raise SystemExit(f"{student}/{ps} was not flagged; nothing to decide")
     if verdict not in ("accept", "zero"):
         raise SystemExit(f"unknown verdict {verdict!r}: use accept or zero")
-    scores = rec["scores"] if verdict == "accept" else {nb: {g: [0.0, top] for g, (_, top) in cells.items()}
-                                                        for nb, cells in rec["scores"].items()}
+    scores = (
+        rec["scores"]
+        if verdict == "accept"
+        else {nb: {g: [0.0, top] for g, (_, top) in cells.items()} for nb, cells in rec["scores"].items()}
+    )
     with warnings.catch_warnings(), Gradebook(course.db_url, "vitkit") as gb:
         warnings.simplefilter("ignore")
         for nb, cells in scores.items():
@@ -467,14 +537,26 @@ def pending(course: Course, tasks: list[tuple[str, str]], force: bool = False) -
     out = []
     for student, ps in tasks:
         rec = records[ps].get(student)
-        if rec is None or rec.get("status") == "error" or rec.get("fingerprint") != fingerprint(course.submitted / student / ps):
+        if (
+            rec is None
+            or rec.get("status") == "error"
+            or rec.get("fingerprint") != fingerprint(course.submitted / student / ps)
+        ):
             out.append((student, ps))
     return out
 
 
-def autograde(course: Course, problem_sets: list[str] | None = None, jobs: int = 1, limits: Limits | None = None,
-              scheduler: str | None = None, students: list[str] | None = None, progress: bool = True,
-              force: bool = False, doctor: bool = True) -> list[GradeResult]:
+def autograde(
+    course: Course,
+    problem_sets: list[str] | None = None,
+    jobs: int = 1,
+    limits: Limits | None = None,
+    scheduler: str | None = None,
+    students: list[str] | None = None,
+    progress: bool = True,
+    force: bool = False,
+    doctor: bool = True,
+) -> list[GradeResult]:
     """Grade the submissions of the problem sets (all by default) not graded yet, store the results, return them.
 
     ``force``: grade again what is already graded. ``doctor``: check first that grading can work here
@@ -488,8 +570,11 @@ def autograde(course: Course, problem_sets: list[str] | None = None, jobs: int =
         return []
     tasks = pending(course, every, force)
     if len(tasks) < len(every):
-        print(f"{len(every) - len(tasks)} of {len(every)} submissions already graded (unchanged); "
-              f"grading the other {len(tasks)}{'' if tasks else ''} (--force grades all again)", file=sys.stderr)
+        print(
+            f"{len(every) - len(tasks)} of {len(every)} submissions already graded (unchanged); "
+            f"grading the other {len(tasks)}{'' if tasks else ''} (--force grades all again)",
+            file=sys.stderr,
+        )
     if not tasks:
         return []
     if doctor:
@@ -514,6 +599,8 @@ def autograde(course: Course, problem_sets: list[str] | None = None, jobs: int =
     _preload()
     TIMINGS["prepare"] = round(time.perf_counter() - clock, 3)  # templates, course gradebook, imports
     clock = time.perf_counter()
-    results = run_tasks(course, tasks, templates, limits, jobs, scheduler, progress, on_result=lambda r: write_result(course, r))
+    results = run_tasks(
+        course, tasks, templates, limits, jobs, scheduler, progress, on_result=lambda r: write_result(course, r)
+    )
     TIMINGS["grade"] = round(time.perf_counter() - clock, 3)  # the tasks, with cluster start and close
     return sorted(results, key=lambda r: (r.ps, r.student))

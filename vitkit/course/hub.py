@@ -35,23 +35,35 @@ from vitkit.course.paths import Course
 BIN = Path(sys.executable).parent
 GECOS = "vitkit class hub"  # the comment of accounts this module created (and may therefore reuse)
 STUDENT_OFF_SERVER = ("nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list")
-STUDENT_OFF_LAB = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:course-list", "@jupyter/nbgrader:create-assignment")
+STUDENT_OFF_LAB = (
+    "@jupyter/nbgrader:formgrader",
+    "@jupyter/nbgrader:course-list",
+    "@jupyter/nbgrader:create-assignment",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``vitkit course hub``."""
-    parser.add_argument("--instructor", default="instructor", help="the instructor's local account (default instructor)")
-    parser.add_argument("--students", default="student1,student2", help="comma-separated local accounts of the students")
+    parser.add_argument(
+        "--instructor", default="instructor", help="the instructor's local account (default instructor)"
+    )
+    parser.add_argument(
+        "--students", default="student1,student2", help="comma-separated local accounts of the students"
+    )
     parser.add_argument("--password", help="password of accounts created now (default: made up and printed)")
     parser.add_argument("--ip", default="127.0.0.1", help="address the hub listens on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--state", default="/srv/vitkit-hub", help="the hub's folder: configuration, database, exchange")
+    parser.add_argument(
+        "--state", default="/srv/vitkit-hub", help="the hub's folder: configuration, database, exchange"
+    )
     parser.add_argument("--check", action="store_true", help="only say what is missing for a hub here")
 
 
 def proxy_command() -> str | None:
     """configurable-http-proxy: the one ``make hub`` installs (``.venv/node/bin``) or one on PATH."""
-    return shutil.which("configurable-http-proxy", path=os.pathsep.join([str(BIN.parent / "node" / "bin"), os.environ.get("PATH", "")]))
+    return shutil.which(
+        "configurable-http-proxy", path=os.pathsep.join([str(BIN.parent / "node" / "bin"), os.environ.get("PATH", "")])
+    )
 
 
 def missing_pieces() -> list[str]:
@@ -60,7 +72,9 @@ def missing_pieces() -> list[str]:
     if not (BIN / "jupyterhub").is_file() or not (BIN / "jupyterhub-singleuser").is_file():
         out.append(f"JupyterHub is not installed in {BIN.parent}: `make hub` (or pip install -e '.[hub]')")
     if proxy_command() is None:
-        out.append("configurable-http-proxy is not installed: `make hub` installs it with npm (needs Node.js: apt-get install nodejs npm)")
+        out.append(
+            "configurable-http-proxy is not installed: `make hub` installs it with npm (needs Node.js: apt-get install nodejs npm)"
+        )
     if shutil.which("node") is None:
         out.append("Node.js is missing (configurable-http-proxy runs on it): apt-get install nodejs")
     if os.geteuid() != 0:
@@ -83,8 +97,11 @@ def ensure_user(name: str, password: str | None) -> bool:
     """Create the local account ``name`` (home, bash) unless it exists; set ``password`` if given. True if created."""
     created = not user_exists(name)
     if created:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", "--comment", GECOS, name], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["useradd", "--create-home", "--shell", "/bin/bash", "--comment", GECOS, name],
+            check=True,
+            capture_output=True,
+        )
     if password is not None:
         subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True, capture_output=True)
     return created
@@ -136,8 +153,10 @@ class ClassHub:
                 passwords[name] = new_password
         for path in (BIN / "jupyterhub-singleuser", Path(sys.executable)):
             if not can_reach(self.students[0], path):
-                raise SystemExit(f"{self.students[0]} cannot reach {path}: every user's server runs from the kit's environment; "
-                                 f"let them through (chmod o+rx on the folders above it) or install the kit under /opt or /srv")
+                raise SystemExit(
+                    f"{self.students[0]} cannot reach {path}: every user's server runs from the kit's environment; "
+                    f"let them through (chmod o+rx on the folders above it) or install the kit under /opt or /srv"
+                )
         self.state.mkdir(parents=True, exist_ok=True)
         self.state.chmod(0o755)
         self.exchange.mkdir(exist_ok=True)
@@ -173,16 +192,29 @@ class ClassHub:
                 lines.append(f"c.CourseDirectory.root = {str(self.instructor_course)!r}")
             (folder / "nbgrader_config.py").write_text("\n".join(lines) + "\n")
             off = role == "student"
-            (folder / "jupyter_server_config.json").write_text(json.dumps(
-                {"ServerApp": {"jpserver_extensions": {name: not off for name in STUDENT_OFF_SERVER}}}, indent=1))
-            (folder / "labconfig" / "page_config.json").write_text(json.dumps(
-                {"disabledExtensions": {name: True for name in STUDENT_OFF_LAB} if off else {}}, indent=1))
+            (folder / "jupyter_server_config.json").write_text(
+                json.dumps(
+                    {"ServerApp": {"jpserver_extensions": {name: not off for name in STUDENT_OFF_SERVER}}}, indent=1
+                )
+            )
+            (folder / "labconfig" / "page_config.json").write_text(
+                json.dumps({"disabledExtensions": {name: True for name in STUDENT_OFF_LAB} if off else {}}, indent=1)
+            )
             for path in [folder, *folder.rglob("*")]:
                 path.chmod(0o755 if path.is_dir() else 0o644)
-        (self.state / "jupyterhub_config.py").write_text(HUB_CONFIG.format(
-            ip=self.ip, port=self.port, api_port=self.port + 2, state=str(self.state), proxy=proxy_command(), bin=str(BIN),
-            instructor=self.instructor, users=sorted([self.instructor, *self.students]),
-            instructor_course=str(self.instructor_course)))
+        (self.state / "jupyterhub_config.py").write_text(
+            HUB_CONFIG.format(
+                ip=self.ip,
+                port=self.port,
+                api_port=self.port + 2,
+                state=str(self.state),
+                proxy=proxy_command(),
+                bin=str(BIN),
+                instructor=self.instructor,
+                users=sorted([self.instructor, *self.students]),
+                instructor_course=str(self.instructor_course),
+            )
+        )
 
     def command(self) -> list[str]:
         """The command that runs the hub (in the foreground)."""
@@ -234,7 +266,9 @@ def main(course: Course, args: argparse.Namespace) -> int:
         missing = missing_pieces()
         print("\n".join(missing) if missing else "everything a class hub needs is here")
         return 1 if missing else 0
-    hub = ClassHub(course, Path(args.state), args.instructor, [s for s in args.students.split(",") if s], args.ip, args.port)
+    hub = ClassHub(
+        course, Path(args.state), args.instructor, [s for s in args.students.split(",") if s], args.ip, args.port
+    )
     passwords = hub.prepare(args.password)
     print(f"vitkit: class hub at {hub.url} (state in {hub.state}, exchange {hub.exchange})")
     print(f"  instructor: {hub.instructor} (course in {hub.instructor_course}); students: {', '.join(hub.students)}")

@@ -38,8 +38,11 @@ def mistakes_in_cell(cell: dict, known: set[str], lost_points: bool = False) -> 
         else:
             found.append(["other", f"{ename}: {first_line(evalue)}".rstrip(": ")])
     if not found:
-        stderr = "".join(str(out.get("text", "")) for out in cell.get("outputs", [])
-                         if out.get("output_type") == "stream" and out.get("name") == "stderr")
+        stderr = "".join(
+            str(out.get("text", ""))
+            for out in cell.get("outputs", [])
+            if out.get("output_type") == "stream" and out.get("name") == "stderr"
+        )
         if stderr.strip():
             found.append(["other", f"the cell wrote to stderr, which nbgrader scores as 0: {first_line(stderr)}"])
         elif lost_points:

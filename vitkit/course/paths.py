@@ -72,8 +72,11 @@ class Course:
         """Students with a folder in ``submitted/`` (for ``ps`` only: those who submitted it)."""
         if not self.submitted.is_dir():
             return []
-        return sorted(p.name for p in self.submitted.iterdir()
-                      if p.is_dir() and not p.name.startswith(".") and (ps is None or (p / ps).is_dir()))
+        return sorted(
+            p.name
+            for p in self.submitted.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (ps is None or (p / ps).is_dir())
+        )
 
     def resolve(self, problem_sets: list[str] | str | None) -> list[str]:
         """The named problem sets (all when empty), each checked to exist; the error lists the known ones."""
@@ -93,5 +96,7 @@ def find_course(start: str | None = None) -> Course:
     for folder in (here, *here.parents):
         if (folder / "nbgrader_config.py").is_file():
             return Course(str(folder))
-    raise SystemExit(f"no nbgrader_config.py in {here} or any folder above it; run vitkit course from the course "
-                     f"folder or pass --root COURSE")
+    raise SystemExit(
+        f"no nbgrader_config.py in {here} or any folder above it; run vitkit course from the course "
+        f"folder or pass --root COURSE"
+    )

@@ -38,11 +38,16 @@ def mistake_table(records: dict[str, dict], cat) -> list[dict]:
     rows = []
     for (gid, label), students in counts.items():
         info = cat.get(label)  # None for "other: ..." labels
-        rows.append({
-            "question": gid, "mistake": label, "message": info.message if info else label,
-            "students": len(students), "share": round(len(students) / max(1, len(graded)), 4),
-            "example": examples[(gid, label)],
-        })
+        rows.append(
+            {
+                "question": gid,
+                "mistake": label,
+                "message": info.message if info else label,
+                "students": len(students),
+                "share": round(len(students) / max(1, len(graded)), 4),
+                "example": examples[(gid, label)],
+            }
+        )
     return sorted(rows, key=lambda r: (r["question"], -r["students"], r["mistake"]))
 
 
@@ -58,10 +63,16 @@ def problems(course: Course, ps: str, records: dict[str, dict]) -> list[dict]:
     from nbgrader.api import Gradebook
 
     label = {"error": "not graded", "failed": "failed (0 points)"}
-    out = [{"student": s, "status": label.get(r["status"], r["status"]), "reason": r.get("reason", "")}
-           for s, r in sorted(records.items()) if r["status"] != "graded"]
-    out += [{"student": s, "status": f"flagged, {r.get('decision') or 'undecided'}", "reason": "; ".join(r["flags"][:5])}
-            for s, r in sorted(records.items()) if r["status"] == "graded" and r.get("flags")]
+    out = [
+        {"student": s, "status": label.get(r["status"], r["status"]), "reason": r.get("reason", "")}
+        for s, r in sorted(records.items())
+        if r["status"] != "graded"
+    ]
+    out += [
+        {"student": s, "status": f"flagged, {r.get('decision') or 'undecided'}", "reason": "; ".join(r["flags"][:5])}
+        for s, r in sorted(records.items())
+        if r["status"] == "graded" and r.get("flags")
+    ]
     if course.gradebook.is_file():
         with Gradebook(course.db_url, "vitkit") as gb:
             known = sorted(s.id for s in gb.students)
@@ -75,8 +86,15 @@ def written_table(manual: dict[str, dict[str, dict]]) -> list[dict]:
     for gid in sorted({g for cells in manual.values() for g in cells}):
         found = [cells[gid] for cells in manual.values() if gid in cells]
         done = [m["score"] for m in found if not m["pending"]]
-        rows.append({"question": gid, "graded": len(done), "pending": len(found) - len(done),
-                     "mean": round(sum(done) / len(done), 2) if done else None, "max": found[0]["max"]})
+        rows.append(
+            {
+                "question": gid,
+                "graded": len(done),
+                "pending": len(found) - len(done),
+                "mean": round(sum(done) / len(done), 2) if done else None,
+                "max": found[0]["max"],
+            }
+        )
     return rows
 
 
@@ -103,7 +121,13 @@ def histograms_png(records: dict[str, dict]) -> bytes:
     for ax, name in zip(axes[0], panels):
         values = per_q[name] if name != "total" else totals
         top = tops.get(name, sum(tops.values()))
-        ax.hist(values, bins=max(1, min(20, int(top) + 1 if top else 10)), range=(0, max(top, 1e-9)), color="#4477aa", edgecolor="white")
+        ax.hist(
+            values,
+            bins=max(1, min(20, int(top) + 1 if top else 10)),
+            range=(0, max(top, 1e-9)),
+            color="#4477aa",
+            edgecolor="white",
+        )
         ax.set_title(f"{name} (of {top:g})", fontsize=9)
         ax.set_xlabel("score")
         ax.set_ylabel("students")
@@ -125,13 +149,17 @@ def report(course: Course, ps: str) -> Path:
     written = written_table(manual_grades(course, ps))
     written_html = "".join(
         f"<tr><td>{html.escape(w['question'])}</td><td>{w['graded']}</td><td>{w['pending']}</td>"
-        f"<td>{'–' if w['mean'] is None else format(w['mean'], 'g')} / {w['max']:g}</td></tr>" for w in written)
+        f"<td>{'–' if w['mean'] is None else format(w['mean'], 'g')} / {w['max']:g}</td></tr>"
+        for w in written
+    )
     rows = mistake_table(records, cat)
     trouble = problems(course, ps, records)
     out = course.reports / ps
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "mistakes.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["question", "mistake", "message", "students", "share", "example"], lineterminator="\n")
+        w = csv.DictWriter(
+            f, fieldnames=["question", "mistake", "message", "students", "share", "example"], lineterminator="\n"
+        )
         w.writeheader()
         w.writerows(rows)
     png = histograms_png(records)
@@ -140,10 +168,16 @@ def report(course: Course, ps: str) -> Path:
     mistakes_html = "".join(
         f"<tr><td>{html.escape(r['question'])}</td><td><code>{html.escape(r['mistake'])}</code></td>"
         f"<td>{html.escape(r['message'])}</td><td>{r['students']}</td><td>{100 * r['share']:.0f}%</td>"
-        f"<td><small>{html.escape(r['example'])}</small></td></tr>" for r in rows)
-    trouble_html = "".join(f"<tr><td>{html.escape(t['student'])}</td><td>{t['status']}</td><td>{html.escape(t['reason'])}</td></tr>"
-                           for t in trouble)
-    scores = Counter(round(sum(s for c in r.get("scores", {}).values() for s, _ in c.values()), 2) for r in records.values())
+        f"<td><small>{html.escape(r['example'])}</small></td></tr>"
+        for r in rows
+    )
+    trouble_html = "".join(
+        f"<tr><td>{html.escape(t['student'])}</td><td>{t['status']}</td><td>{html.escape(t['reason'])}</td></tr>"
+        for t in trouble
+    )
+    scores = Counter(
+        round(sum(s for c in r.get("scores", {}).values() for s, _ in c.values()), 2) for r in records.values()
+    )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(ps)}: class report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:70em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}}</style></head><body>
@@ -152,13 +186,13 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 <h2>Mistakes per question</h2>
 <p>Share of the {graded} graded students who made each mistake (a student may make several).</p>
 <table><tr><th>question</th><th>mistake</th><th>what it means</th><th>students</th><th>share</th><th>example message</th></tr>
-{mistakes_html or '<tr><td colspan=6>no mistakes found</td></tr>'}</table>
+{mistakes_html or "<tr><td colspan=6>no mistakes found</td></tr>"}</table>
 <h2>Scores</h2><img alt="score histograms" src="data:image/png;base64,{base64.b64encode(png).decode()}">
 <h2>Written answers (graded by a person)</h2>
 <table><tr><th>question</th><th>graded</th><th>waiting for a grader</th><th>mean score</th></tr>
-{written_html or '<tr><td colspan=4>no written answers in this problem set</td></tr>'}</table>
+{written_html or "<tr><td colspan=4>no written answers in this problem set</td></tr>"}</table>
 <h2>Not submitted or could not run</h2>
-<table><tr><th>student</th><th>status</th><th>reason</th></tr>{trouble_html or '<tr><td colspan=3>none</td></tr>'}</table>
+<table><tr><th>student</th><th>status</th><th>reason</th></tr>{trouble_html or "<tr><td colspan=3>none</td></tr>"}</table>
 </body></html>"""
     (out / "index.html").write_text(page)
     return out / "index.html"

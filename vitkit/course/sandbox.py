@@ -143,9 +143,11 @@ def grade_submission(course: Course, student: str, ps: str, limits: Limits, temp
 
 # The nbgrader process: nbgrader's own CLI, minus the one import that costs more than the rest of its start-up
 # together (jsonschema's optional IRI format checker builds a grammar on import; nbformat never uses it).
-_NBGRADER_MAIN = ("import sys; sys.modules.setdefault('rfc3987_syntax', None)\n"
-                  "from nbgrader.apps.nbgraderapp import main\n"
-                  "sys.argv[0] = 'nbgrader'; sys.exit(main())")
+_NBGRADER_MAIN = (
+    "import sys; sys.modules.setdefault('rfc3987_syntax', None)\n"
+    "from nbgrader.apps.nbgraderapp import main\n"
+    "sys.argv[0] = 'nbgrader'; sys.exit(main())"
+)
 
 
 def _read_notebook(text: str) -> dict:
@@ -198,16 +200,25 @@ def _grade(course: Course, student: str, ps: str, limits: Limits, template: byte
         grader, home = work / "grader", work / "kernel"
         root = grader / "course"
         shutil.copytree(submitted, root / "submitted" / student / ps)
-        shutil.copytree(course.source / ps, root / "source" / ps, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+        shutil.copytree(
+            course.source / ps, root / "source" / ps, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints")
+        )
         (root / "gradebook.db").write_bytes(template)
-        (root / "nbgrader_config.py").write_text(config_text(str(root), int(limits.timeout), int(limits.output_mb * 2**20),
-                                                             ipc=str(home / "ipc")))
+        (root / "nbgrader_config.py").write_text(
+            config_text(str(root), int(limits.timeout), int(limits.output_mb * 2**20), ipc=str(home / "ipc"))
+        )
         for sub in ("cwd", "tmp", ".ipython", ".cache"):
             (home / sub).mkdir(parents=True)
         for sub in ("home", "runtime"):
             (grader / sub).mkdir()
-        kernel = confine.Kernel(level, home=home, grader=grader, hide=confine.hidden_folders(course.root, level),
-                                address_space=limits.address_space, uid=uid)
+        kernel = confine.Kernel(
+            level,
+            home=home,
+            grader=grader,
+            hide=confine.hidden_folders(course.root, level),
+            address_space=limits.address_space,
+            uid=uid,
+        )
         kernel.write()
         os.chmod(grader, 0o700)
         os.chmod(work, 0o711)
@@ -220,19 +231,43 @@ def _grade(course: Course, student: str, ps: str, limits: Limits, template: byte
         result.sandbox = confine.describe(level, uid, limits.memory_gb)
         venv_bin = str(Path(sys.executable).parent)
         env = {
-            "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin", "HOME": str(grader / "home"), "LANG": "C.UTF-8",
-            "JUPYTER_RUNTIME_DIR": str(grader / "runtime"), "JUPYTER_CONFIG_DIR": str(grader / "home"),
-            "JUPYTER_PATH": str(grader / "jupyter"), "JUPYTER_DATA_DIR": str(grader / "jupyter"), "PYTHONDONTWRITEBYTECODE": "1",
-            "JUPYTER_PLATFORM_DIRS": "1", "NBGRADER_EXECUTION": "autograde", "TMPDIR": str(grader / "home"),
+            "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(grader / "home"),
+            "LANG": "C.UTF-8",
+            "JUPYTER_RUNTIME_DIR": str(grader / "runtime"),
+            "JUPYTER_CONFIG_DIR": str(grader / "home"),
+            "JUPYTER_PATH": str(grader / "jupyter"),
+            "JUPYTER_DATA_DIR": str(grader / "jupyter"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "NBGRADER_EXECUTION": "autograde",
+            "TMPDIR": str(grader / "home"),
         }
-        cmd = [sys.executable, "-c", _NBGRADER_MAIN, "autograde", ps, "--student", student, "--force", "--log-level=INFO"]
+        cmd = [
+            sys.executable,
+            "-c",
+            _NBGRADER_MAIN,
+            "autograde",
+            ps,
+            "--student",
+            student,
+            "--force",
+            "--log-level=INFO",
+        ]
         phase("setup")
         log_path = grader / "nbgrader.log"
         proc = None
         with open(log_path, "wb") as log:
             try:
-                proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
+                proc = subprocess.Popen(
+                    cmd,
+                    cwd=root,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
                 try:
                     proc.wait(timeout=limits.wall_seconds)
                     timed_out = False
@@ -253,9 +288,14 @@ def _grade(course: Course, student: str, ps: str, limits: Limits, template: byte
                 result.status = "failed"
                 result.reason = f"grading took longer than the {limits.wall_seconds} s wall-clock limit and was stopped"
             else:
-                result.status, result.reason = "error", f"nbgrader did not start the notebook within {limits.wall_seconds} s"
+                result.status, result.reason = (
+                    "error",
+                    f"nbgrader did not start the notebook within {limits.wall_seconds} s",
+                )
             return
-        _read_results(root, student, ps, expected, result, log_text, proc.returncode, kernel_started=kernel.started.exists())
+        _read_results(
+            root, student, ps, expected, result, log_text, proc.returncode, kernel_started=kernel.started.exists()
+        )
         phase("read")
     finally:
         if uid is not None:
@@ -272,7 +312,9 @@ _LOG_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) \[AutogradeApp \| \w+\] 
 
 def _log_phases(log_text: str, result: GradeResult) -> None:
     """Split the nbgrader phase by the timestamps of its log: start-up, preparing, executing the notebook, saving."""
-    stamps = [(int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000, msg) for h, m, s, ms, msg in _LOG_TIME.findall(log_text)]
+    stamps = [
+        (int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000, msg) for h, m, s, ms, msg in _LOG_TIME.findall(log_text)
+    ]
     if not stamps or "nbgrader" not in result.phases:
         return
     first = stamps[0][0]
@@ -299,11 +341,15 @@ def _diagnose(log_text: str, rc: int, ran: bool, kernel_started: bool) -> tuple[
     """(status, reason) when nbgrader produced no autograded notebook: the notebook's failure or the grader's."""
     if not kernel_started:
         lines = [line for line in log_text.splitlines() if "| ERROR]" in line or "Error" in line]
-        return "error", f"nbgrader failed before starting the kernel (exit {rc}): " + (lines[-1].strip()[:300] if lines else "no log")
+        return "error", f"nbgrader failed before starting the kernel (exit {rc}): " + (
+            lines[-1].strip()[:300] if lines else "no log"
+        )
     if not ran:
         lines = [line for line in log_text.splitlines() if "Kernel" in line or "| ERROR]" in line or "Error" in line]
-        return "error", ("the sandboxed kernel did not start (run `vitkit course doctor`): "
-                         + (lines[-1].strip()[:300] if lines else f"nbgrader exit {rc}"))
+        return "error", (
+            "the sandboxed kernel did not start (run `vitkit course doctor`): "
+            + (lines[-1].strip()[:300] if lines else f"nbgrader exit {rc}")
+        )
     if "DeadKernelError" in log_text or "kernel died" in log_text.lower():
         return "failed", "the notebook's kernel died (os._exit, a crash, or the memory limit)"
     if "MemoryError" in log_text or "Cannot allocate memory" in log_text:
@@ -311,11 +357,21 @@ def _diagnose(log_text: str, rc: int, ran: bool, kernel_started: bool) -> tuple[
     if "CellTimeoutError" in log_text or "TimeoutError" in log_text:
         return "failed", "a cell ran past the per-cell timeout and the kernel could not be interrupted"
     lines = [line for line in log_text.splitlines() if "| ERROR]" in line or "Error" in line]
-    return "error", f"nbgrader autograde failed (exit {rc}) after running the notebook: " + (lines[-1].strip()[:300] if lines else "no log")
+    return "error", f"nbgrader autograde failed (exit {rc}) after running the notebook: " + (
+        lines[-1].strip()[:300] if lines else "no log"
+    )
 
 
-def _read_results(root: Path, student: str, ps: str, expected: list[str], result: GradeResult, log_text: str, rc: int,
-                  kernel_started: bool) -> None:
+def _read_results(
+    root: Path,
+    student: str,
+    ps: str,
+    expected: list[str],
+    result: GradeResult,
+    log_text: str,
+    rc: int,
+    kernel_started: bool,
+) -> None:
     from nbgrader.api import Gradebook, MissingEntry
 
     known = known_codes()
@@ -339,11 +395,19 @@ def _read_results(root: Path, student: str, ps: str, expected: list[str], result
             data = path.read_bytes()
             result.notebooks[name] = data
             nb = json.loads(data)
-            answers = {c["metadata"]["nbgrader"]["grade_id"] for c in nb["cells"]
-                       if c.get("metadata", {}).get("nbgrader", {}).get("grade") and c["metadata"]["nbgrader"].get("solution")}
-            result.scores[name] = {g.name: [float(g.auto_score or 0.0), float(g.max_score)] for g in sub.grades if g.name not in answers}
-            result.manual[name] = {g.name: [None if g.auto_score is None else float(g.auto_score), float(g.max_score)]
-                                   for g in sub.grades if g.name in answers}
+            answers = {
+                c["metadata"]["nbgrader"]["grade_id"]
+                for c in nb["cells"]
+                if c.get("metadata", {}).get("nbgrader", {}).get("grade") and c["metadata"]["nbgrader"].get("solution")
+            }
+            result.scores[name] = {
+                g.name: [float(g.auto_score or 0.0), float(g.max_score)] for g in sub.grades if g.name not in answers
+            }
+            result.manual[name] = {
+                g.name: [None if g.auto_score is None else float(g.auto_score), float(g.max_score)]
+                for g in sub.grades
+                if g.name in answers
+            }
             per_cell = {}
             for cell in nb["cells"]:
                 meta = cell.get("metadata", {}).get("nbgrader", {})

@@ -14,23 +14,104 @@ from __future__ import annotations
 import ast
 
 # Modules whose attributes a student's cells may not assign (matched on the dotted form in the source).
-_GUARDED_MODULES = ("torch.testing", "numpy.testing", "np.testing", "vitkit", "grading", "builtins", "__builtins__", "sys.modules")
+_GUARDED_MODULES = (
+    "torch.testing",
+    "numpy.testing",
+    "np.testing",
+    "vitkit",
+    "grading",
+    "builtins",
+    "__builtins__",
+    "sys.modules",
+)
 # Roots of module names: setattr/delattr/vars() on these (or on attributes of them) is an attack, on anything else it is Python.
-_MODULE_ROOTS = {"torch", "numpy", "np", "vitkit", "builtins", "__builtins__", "sys", "IPython", "ipykernel", "grading",
-                 "ps1", "ps2", "ps3", "ps4", "ps5", "nbgrader", "unittest", "pytest"}
+_MODULE_ROOTS = {
+    "torch",
+    "numpy",
+    "np",
+    "vitkit",
+    "builtins",
+    "__builtins__",
+    "sys",
+    "IPython",
+    "ipykernel",
+    "grading",
+    "ps1",
+    "ps2",
+    "ps3",
+    "ps4",
+    "ps5",
+    "nbgrader",
+    "unittest",
+    "pytest",
+}
 # The comparison functions the checks and test cells rely on.
-_TESTING = {"assert_close", "assert_allclose", "assert_array_equal", "assert_equal", "assert_almost_equal",
-            "assert_array_almost_equal", "allclose", "isclose", "equal", "array_equal", "verify_integrity", "Mistake",
-            "isinstance", "AssertionError"}
+_TESTING = {
+    "assert_close",
+    "assert_allclose",
+    "assert_array_equal",
+    "assert_equal",
+    "assert_almost_equal",
+    "assert_array_almost_equal",
+    "allclose",
+    "isclose",
+    "equal",
+    "array_equal",
+    "verify_integrity",
+    "Mistake",
+    "isinstance",
+    "AssertionError",
+}
 # IPython's and Python's hooks into how an exception is shown (and so into what nbgrader reads as an error).
-_HOOKS = {"showtraceback", "_showtraceback", "showsyntaxerror", "set_custom_exc", "CustomTB", "InteractiveTB", "SyntaxTB",
-          "excepthook", "_render_traceback_", "register_post_run_cell", "register_post_execute"}
+_HOOKS = {
+    "showtraceback",
+    "_showtraceback",
+    "showsyntaxerror",
+    "set_custom_exc",
+    "CustomTB",
+    "InteractiveTB",
+    "SyntaxTB",
+    "excepthook",
+    "_render_traceback_",
+    "register_post_run_cell",
+    "register_post_execute",
+}
 # Names the test cells use: rebinding them in the notebook changes what a test cell runs.
 _TEST_CELL_NAMES = {"torch", "np", "numpy", "vitkit", "math", "F", "nn", "ps1", "ps2", "ps3", "ps4", "ps5", "builtins"}
 # Words in a path that name grading's own files.
-_GRADING_PATHS = ("gradebook", "nbgrader", "autograded", "submitted/", "feedback/", "vitkit/grading", "site-packages", ".nbgrader")
-_WRITES = {"open", "write_text", "write_bytes", "remove", "unlink", "rename", "replace", "rmtree", "move", "copy", "copyfile",
-           "copy2", "system", "run", "Popen", "call", "check_call", "check_output", "symlink_to", "touch", "truncate"}
+_GRADING_PATHS = (
+    "gradebook",
+    "nbgrader",
+    "autograded",
+    "submitted/",
+    "feedback/",
+    "vitkit/grading",
+    "site-packages",
+    ".nbgrader",
+)
+_WRITES = {
+    "open",
+    "write_text",
+    "write_bytes",
+    "remove",
+    "unlink",
+    "rename",
+    "replace",
+    "rmtree",
+    "move",
+    "copy",
+    "copyfile",
+    "copy2",
+    "system",
+    "run",
+    "Popen",
+    "call",
+    "check_call",
+    "check_output",
+    "symlink_to",
+    "touch",
+    "truncate",
+}
 
 
 def _dotted(node: ast.AST) -> str:
@@ -71,14 +152,16 @@ def _strings(node: ast.AST):
 class _Scan(ast.NodeVisitor):
     def __init__(self, cell: int, offset: int = 0, depth: int = 0, aliases: dict | None = None):
         self.cell, self.offset, self.depth, self.findings = cell, offset, depth, []
-        self.aliases = aliases if aliases is not None else {}  # import aliases of every cell so far: g -> vitkit.grading
+        self.aliases = (
+            aliases if aliases is not None else {}
+        )  # import aliases of every cell so far: g -> vitkit.grading
 
     def dotted(self, node: ast.AST) -> str:
         """The dotted form of an expression with import aliases resolved (``g.check_close`` -> ``vitkit.grading.check_close``)."""
         dotted = _dotted(node)
         root = _root(dotted)
         if root in self.aliases and self.aliases[root] != root:
-            dotted = self.aliases[root] + dotted[len(root):]
+            dotted = self.aliases[root] + dotted[len(root) :]
         return dotted
 
     def flag(self, node: ast.AST, what: str) -> None:
@@ -101,15 +184,26 @@ class _Scan(ast.NodeVisitor):
             self.flag(node, f"{verb} {dotted}")
         elif isinstance(t, ast.Subscript):
             base = t.value
-            if isinstance(base, ast.Call) and isinstance(base.func, ast.Name) and base.func.id == "vars" and base.args \
-                    and _root(self.dotted(base.args[0])) in _MODULE_ROOTS:
+            if (
+                isinstance(base, ast.Call)
+                and isinstance(base.func, ast.Name)
+                and base.func.id == "vars"
+                and base.args
+                and _root(self.dotted(base.args[0])) in _MODULE_ROOTS
+            ):
                 self.flag(node, f"{verb} vars({self.dotted(base.args[0])})[...]")
-            elif isinstance(base, ast.Attribute) and base.attr == "__dict__" and _root(self.dotted(base.value)) in _MODULE_ROOTS:
+            elif (
+                isinstance(base, ast.Attribute)
+                and base.attr == "__dict__"
+                and _root(self.dotted(base.value)) in _MODULE_ROOTS
+            ):
                 self.flag(node, f"{verb} {self.dotted(base)}[...]")
             elif isinstance(base, ast.Call) and isinstance(base.func, ast.Name) and base.func.id == "globals":
                 key = t.slice.value if isinstance(t.slice, ast.Constant) else None
                 if key is None or key in _TEST_CELL_NAMES:
-                    self.flag(node, f"{verb} globals()[{key!r}]" if key else f"{verb} globals()[...] with a computed name")
+                    self.flag(
+                        node, f"{verb} globals()[{key!r}]" if key else f"{verb} globals()[...] with a computed name"
+                    )
 
     def visit_Assign(self, node):
         for t in node.targets:
@@ -167,7 +261,12 @@ class _Scan(ast.NodeVisitor):
         if func in ("setattr", "delattr") and node.args:
             target = self.dotted(node.args[0])
             name = node.args[1].value if len(node.args) > 1 and isinstance(node.args[1], ast.Constant) else None
-            if _root(target) in _MODULE_ROOTS or _guarded(target) or name in _TESTING | _HOOKS or target.endswith("get_ipython()"):
+            if (
+                _root(target) in _MODULE_ROOTS
+                or _guarded(target)
+                or name in _TESTING | _HOOKS
+                or target.endswith("get_ipython()")
+            ):
                 self.flag(node, f"calls {func}({target}, {name!r})" if name else f"calls {func}({target}, ...)")
         elif leaf in ("update", "setdefault", "__setitem__", "pop", "clear", "__delitem__", "popitem"):
             owner = func.rsplit(".", 1)[0]
@@ -177,7 +276,12 @@ class _Scan(ast.NodeVisitor):
                 inner = node.func.value
                 if isinstance(inner.func, ast.Name) and inner.func.id == "globals" and leaf != "pop":
                     self.flag(node, f"calls globals().{leaf}()")
-                if isinstance(inner.func, ast.Name) and inner.func.id == "vars" and inner.args and _root(self.dotted(inner.args[0])) in _MODULE_ROOTS:
+                if (
+                    isinstance(inner.func, ast.Name)
+                    and inner.func.id == "vars"
+                    and inner.args
+                    and _root(self.dotted(inner.args[0])) in _MODULE_ROOTS
+                ):
                     self.flag(node, f"calls vars({self.dotted(inner.args[0])}).{leaf}()")
         elif leaf in _HOOKS:
             self.flag(node, f"calls {func}()")
@@ -189,8 +293,16 @@ class _Scan(ast.NodeVisitor):
             paths = [s for s in _strings(node) if any(p in s for p in _GRADING_PATHS)]
             reads_file = any(isinstance(sub, ast.Attribute) and sub.attr == "__file__" for sub in ast.walk(node))
             mode = next((s for s in (node.args[1:2] if func == "open" else []) if isinstance(s, ast.Constant)), None)
-            writes = func != "open" or (mode is not None and any(c in str(mode.value) for c in "wax+")) or \
-                any(k.arg == "mode" and isinstance(k.value, ast.Constant) and any(c in str(k.value.value) for c in "wax+") for k in node.keywords)
+            writes = (
+                func != "open"
+                or (mode is not None and any(c in str(mode.value) for c in "wax+"))
+                or any(
+                    k.arg == "mode"
+                    and isinstance(k.value, ast.Constant)
+                    and any(c in str(k.value.value) for c in "wax+")
+                    for k in node.keywords
+                )
+            )
             if writes and (paths or reads_file):
                 self.flag(node, f"calls {func}() on a grading file ({paths[0] if paths else 'a module file'})")
         self.generic_visit(node)
@@ -212,8 +324,16 @@ class _Scan(ast.NodeVisitor):
 
 def _same_module(bound: str, imported: str) -> bool:
     """``import numpy as np`` and ``from torch import nn`` bind the module their name means: not a rebinding."""
-    expected = {"np": "numpy", "numpy": "numpy", "torch": "torch", "F": "torch.nn.functional", "nn": "torch.nn", "math": "math",
-                "vitkit": "vitkit", "builtins": "builtins"}.get(bound, f"vitkit.grading.{bound}")
+    expected = {
+        "np": "numpy",
+        "numpy": "numpy",
+        "torch": "torch",
+        "F": "torch.nn.functional",
+        "nn": "torch.nn",
+        "math": "math",
+        "vitkit": "vitkit",
+        "builtins": "builtins",
+    }.get(bound, f"vitkit.grading.{bound}")
     return imported.lstrip(".") == expected
 
 
@@ -247,8 +367,16 @@ def scan_for_tampering(sources: list[str]) -> list[str]:
             tree = ast.parse(text)
         except SyntaxError:
             for n, line in enumerate(text.splitlines(), 1):
-                for name in ("sys.modules", "set_custom_exc", "showtraceback", "excepthook", "testing.assert", "vitkit.grading.",
-                             "__builtins__", "ctypes"):
+                for name in (
+                    "sys.modules",
+                    "set_custom_exc",
+                    "showtraceback",
+                    "excepthook",
+                    "testing.assert",
+                    "vitkit.grading.",
+                    "__builtins__",
+                    "ctypes",
+                ):
                     if name in line:
                         findings.append(f"cell {i}, line {n}: uses {name} (in a cell that does not parse)")
             continue

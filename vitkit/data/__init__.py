@@ -21,6 +21,14 @@ from vitkit.data.registry import DATASETS, list_datasets, load_dataset
 from vitkit.data.splits import Dataset, FolderSplit, Split
 
 __all__ = [
-    "DATASETS", "Augment", "Dataset", "FolderSplit", "Split", "TensorLoader", "default_augment", "list_datasets",
-    "load_dataset", "make_loader",
+    "DATASETS",
+    "Augment",
+    "Dataset",
+    "FolderSplit",
+    "Split",
+    "TensorLoader",
+    "default_augment",
+    "list_datasets",
+    "load_dataset",
+    "make_loader",
 ]

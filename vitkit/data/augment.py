@@ -32,13 +32,20 @@ class Augment:
             m, s = _stats(mean, std, images)
             black = (-m / s).view(1, C, 1, 1)  # the normalised value of a 0 pixel
             padded = torch.nn.functional.pad(images - black, (p, p, p, p)) + black  # (B, C, H + 2p, W + 2p)
-            shift = torch.randint(0, 2 * p + 1, (2, B, 1), generator=generator, device=generator.device if generator else "cpu").to(images.device)
+            shift = torch.randint(
+                0, 2 * p + 1, (2, B, 1), generator=generator, device=generator.device if generator else "cpu"
+            ).to(images.device)
             rows = shift[0] + torch.arange(H, device=images.device)  # (B, H): the rows each image keeps
             cols = shift[1] + torch.arange(W, device=images.device)  # (B, W)
             batch = torch.arange(B, device=images.device).view(B, 1, 1)
-            images = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # (B, C, H, W)
+            images = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(
+                0, 3, 1, 2
+            )  # (B, C, H, W)
         if self.flip:
-            mirror = torch.rand(B, generator=generator, device=generator.device if generator else "cpu").to(images.device) < 0.5
+            mirror = (
+                torch.rand(B, generator=generator, device=generator.device if generator else "cpu").to(images.device)
+                < 0.5
+            )
             images = torch.where(mirror.view(B, 1, 1, 1), images.flip(-1), images)
         return images.contiguous()
 
@@ -48,7 +55,9 @@ class Augment:
 
         m, s = _stats(mean, std, images)
         pixels = ((images * s + m).clamp(0, 1) * 255).round().to(torch.uint8).cpu()  # RandAugment works on uint8 images
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device if generator else "cpu"))
+        seed = int(
+            torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device if generator else "cpu")
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # RandAugment draws from the global RNG: make it follow our generator
             rand = v2.RandAugment()

@@ -11,15 +11,16 @@ import torch
 
 from vitkit.data.splits import Dataset, FolderSplit, Split, _carve, _fixed_test_indices, _take
 
-
 _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 _FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 
 def _need_root(name: str, root) -> Path:
     if root is None:
-        raise ValueError(f"data set {name!r} is read from files: pass root='folder' (and download=True to fetch it), "
-                         "or use the offline default 'mnist5k'")
+        raise ValueError(
+            f"data set {name!r} is read from files: pass root='folder' (and download=True to fetch it), "
+            "or use the offline default 'mnist5k'"
+        )
     return Path(root).expanduser()
 
 
@@ -62,8 +63,10 @@ def _idx_dataset(name: str, root, download: bool):
         _download_once(lambda: cls(str(root), train=True, download=True), root)
     missing = [f for f in _IDX_FILES if not (raw / f).is_file() and not (raw / f"{f}.gz").is_file()]
     if missing:
-        raise FileNotFoundError(f"{name}: missing {', '.join(missing)} in {raw}; put torchvision's {cls.__name__} idx files there "
-                                "or pass download=True")
+        raise FileNotFoundError(
+            f"{name}: missing {', '.join(missing)} in {raw}; put torchvision's {cls.__name__} idx files there "
+            "or pass download=True"
+        )
     from torchvision.datasets.mnist import read_image_file, read_label_file
 
     def read(f, reader):
@@ -89,8 +92,10 @@ def _cifar(name: str, root, download: bool):
     files = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
     missing = [f for f in files if not (folder / f).is_file()]
     if missing:
-        raise FileNotFoundError(f"{name}: missing {', '.join(missing)} in {folder}; put the python-version batches "
-                                f"(the {cls.base_folder} folder of the official archive) there or pass download=True")
+        raise FileNotFoundError(
+            f"{name}: missing {', '.join(missing)} in {folder}; put the python-version batches "
+            f"(the {cls.base_folder} folder of the official archive) there or pass download=True"
+        )
     label_key = "labels" if name == "cifar10" else "fine_labels"
 
     def read(names):
@@ -120,18 +125,26 @@ def _imagefolder(path: str, seed: int, subset, fraction, val_size, image_size, i
     if not root.is_dir():
         raise FileNotFoundError(f"imagefolder: no folder {root}; expected {root}/<class name>/<image files>")
     has_splits = (root / "train").is_dir() and (root / "test").is_dir()
-    folders = {s: ImageFolder(str(root / s)) for s in ("train", "test", "val") if (root / s).is_dir()} if has_splits else {"all": ImageFolder(str(root))}
+    folders = (
+        {s: ImageFolder(str(root / s)) for s in ("train", "test", "val") if (root / s).is_dir()}
+        if has_splits
+        else {"all": ImageFolder(str(root))}
+    )
     first = next(iter(folders.values()))
     classes = list(first.classes)
     for s, f in folders.items():
         if f.classes != classes:
-            raise ValueError(f"imagefolder: the {s} folder has classes {f.classes}, the others {classes}; give every split the same class folders")
+            raise ValueError(
+                f"imagefolder: the {s} folder has classes {f.classes}, the others {classes}; give every split the same class folders"
+            )
     with Image.open(first.samples[0][0]) as im:
         mode = "L" if im.mode in ("L", "1", "I", "I;16") else "RGB"
         width, height = im.size
     if image_size is None:
         if width != height:
-            raise ValueError(f"imagefolder: images are {width}×{height}, not square; pass image_size=N to resize and centre-crop them")
+            raise ValueError(
+                f"imagefolder: images are {width}×{height}, not square; pass image_size=N to resize and centre-crop them"
+            )
         image_size = width
     samples = {s: f.samples for s, f in folders.items()}
     labels = {s: torch.tensor([y for _, y in v]) for s, v in samples.items()}
@@ -139,7 +152,10 @@ def _imagefolder(path: str, seed: int, subset, fraction, val_size, image_size, i
         test_idx = torch.as_tensor(_fixed_test_indices(labels["all"].numpy(), max(1, len(samples["all"]) // 5)))
         keep = torch.ones(len(samples["all"]), dtype=torch.bool)
         keep[test_idx] = False
-        samples = {"pool": [samples["all"][i] for i in keep.nonzero().flatten()], "test": [samples["all"][i] for i in test_idx]}
+        samples = {
+            "pool": [samples["all"][i] for i in keep.nonzero().flatten()],
+            "test": [samples["all"][i] for i in test_idx],
+        }
     else:
         samples["pool"] = samples.pop("train")
     pool_labels = torch.tensor([y for _, y in samples["pool"]])
@@ -150,11 +166,18 @@ def _imagefolder(path: str, seed: int, subset, fraction, val_size, image_size, i
         val_samples = [samples["pool"][i] for i in val_idx]
     train_idx = _take(pool_labels, train_idx, subset, fraction, seed)
     split_samples = {"train": [samples["pool"][i] for i in train_idx], "val": val_samples, "test": samples["test"]}
-    to_tensor = v2.Compose([v2.ToImage(), v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size), v2.ToDtype(torch.float32, scale=True)])
+    to_tensor = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize(image_size, antialias=True),
+            v2.CenterCrop(image_size),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
     total = sum(len(v) for v in split_samples.values())
     in_chans = 1 if mode == "L" else 3
     # by size, not count: 20,000 images of 224×224 are 12 GB of float32, too much for host memory and GPUs alike
-    in_memory = total * in_chans * image_size ** 2 * 4 <= IN_MEMORY_BYTES if in_memory is None else in_memory
+    in_memory = total * in_chans * image_size**2 * 4 <= IN_MEMORY_BYTES if in_memory is None else in_memory
     # statistics of (up to 2,000 of) the training images
     probe = split_samples["train"][:: max(1, len(split_samples["train"]) // 2000)]
     pixels = torch.stack([to_tensor(Image.open(p).convert(mode)) for p, _ in probe])  # (n, C, S, S)
@@ -162,13 +185,23 @@ def _imagefolder(path: str, seed: int, subset, fraction, val_size, image_size, i
     mean, std = tuple(flat.mean(1).tolist()), tuple(flat.std(1).clamp_min(1e-3).tolist())
     normalize = v2.Normalize(mean, std)
     if in_memory:
+
         def load(items):
             if not items:
                 return Split(torch.empty(0, in_chans, image_size, image_size), torch.empty(0, dtype=torch.long))
             images = torch.stack([normalize(to_tensor(Image.open(p).convert(mode))) for p, _ in items])
             return Split(images, torch.tensor([y for _, y in items]))
+
         splits = {s: load(v) for s, v in split_samples.items()}
     else:
         splits = {s: FolderSplit(v, v2.Compose([to_tensor, normalize]), mode) for s, v in split_samples.items()}
-    return Dataset(name=f"imagefolder:{path}", **splits, classes=classes, image_size=image_size, in_chans=in_chans,
-                   mean=mean, std=std, flip=in_chans == 3)
+    return Dataset(
+        name=f"imagefolder:{path}",
+        **splits,
+        classes=classes,
+        image_size=image_size,
+        in_chans=in_chans,
+        mean=mean,
+        std=std,
+        flip=in_chans == 3,
+    )

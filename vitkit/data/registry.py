@@ -11,6 +11,7 @@ import torch
 from vitkit.data.formats import _cifar, _idx_dataset, _imagefolder
 from vitkit.data.splits import Dataset, Split, _carve, _fixed_test_indices, _take
 
+
 def _with_fixed_test(images: torch.Tensor, labels, test_count: int):
     """(pool, test) parts of an offline set: the same stratified test images for everyone."""
     labels = np.asarray(labels)
@@ -53,31 +54,55 @@ def list_datasets() -> list[str]:
     return list(DATASETS)
 
 
-def load_dataset(name: str = "mnist5k", root=None, download: bool = False, seed: int = 0, subset: int | None = None,
-                 fraction: float | None = None, val_size: int | float = 0.1, image_size: int | None = None,
-                 in_memory: bool | None = None) -> Dataset:
+def load_dataset(
+    name: str = "mnist5k",
+    root=None,
+    download: bool = False,
+    seed: int = 0,
+    subset: int | None = None,
+    fraction: float | None = None,
+    val_size: int | float = 0.1,
+    image_size: int | None = None,
+    in_memory: bool | None = None,
+) -> Dataset:
     """Load a named data set as train/val/test splits (see the package docstring for the names).
 
     The test split is fixed; ``seed`` picks the validation images (``val_size``: a count or a fraction
     of the training pool) and the ``subset`` (a count) or ``fraction`` of the training split kept.
     """
     if name.startswith("imagefolder:"):
-        return _imagefolder(name.split(":", 1)[1], seed=seed, subset=subset, fraction=fraction, val_size=val_size,
-                            image_size=image_size, in_memory=in_memory)
+        return _imagefolder(
+            name.split(":", 1)[1],
+            seed=seed,
+            subset=subset,
+            fraction=fraction,
+            val_size=val_size,
+            image_size=image_size,
+            in_memory=in_memory,
+        )
     if name not in _REGISTRY:
         raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
     parts, classes = _REGISTRY[name](root, download)
     (pool_x, pool_y), (test_x, test_y) = parts
     pool_x, pool_y, test_x, test_y = (torch.as_tensor(a) for a in (pool_x, pool_y, test_x, test_y))
-    flat = pool_x.transpose(0, 1).reshape(pool_x.shape[1], -1)  # (C, N·H·W): per-channel statistics of the training pool
+    flat = pool_x.transpose(0, 1).reshape(
+        pool_x.shape[1], -1
+    )  # (C, N·H·W): per-channel statistics of the training pool
     mean, std = tuple(flat.mean(1).tolist()), tuple(flat.std(1).tolist())
     train_idx, val_idx = _carve(pool_y, val_size, seed)
     train_idx = _take(pool_y, train_idx, subset, fraction, seed)
     norm = lambda x: (x - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)  # noqa: E731
     return Dataset(
-        name=name, train=Split(norm(pool_x[train_idx]), pool_y[train_idx]), val=Split(norm(pool_x[val_idx]), pool_y[val_idx]),
-        test=Split(norm(test_x), test_y), classes=classes, image_size=pool_x.shape[-1], in_chans=pool_x.shape[1],
-        mean=mean, std=std, flip=name in _FLIPS,
+        name=name,
+        train=Split(norm(pool_x[train_idx]), pool_y[train_idx]),
+        val=Split(norm(pool_x[val_idx]), pool_y[val_idx]),
+        test=Split(norm(test_x), test_y),
+        classes=classes,
+        image_size=pool_x.shape[-1],
+        in_chans=pool_x.shape[1],
+        mean=mean,
+        std=std,
+        flip=name in _FLIPS,
     )
 
 

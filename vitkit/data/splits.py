@@ -16,7 +16,9 @@ class Split(torch.utils.data.Dataset):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor):
         if images.dim() != 4 or labels.dim() != 1 or len(images) != len(labels):
-            raise ValueError(f"a Split needs images (N, C, H, W) and labels (N,), got {tuple(images.shape)} and {tuple(labels.shape)}")
+            raise ValueError(
+                f"a Split needs images (N, C, H, W) and labels (N,), got {tuple(images.shape)} and {tuple(labels.shape)}"
+            )
         self.images = images.float()
         self.labels = labels.long()
 
@@ -89,8 +91,10 @@ class Dataset:
         return (images * std + mean).clamp(0, 1)
 
     def __repr__(self) -> str:
-        return (f"Dataset({self.name!r}: train {len(self.train)}, val {len(self.val)}, test {len(self.test)}; "
-                f"{self.in_chans}×{self.image_size}×{self.image_size}, {self.num_classes} classes)")
+        return (
+            f"Dataset({self.name!r}: train {len(self.train)}, val {len(self.val)}, test {len(self.test)}; "
+            f"{self.in_chans}×{self.image_size}×{self.image_size}, {self.num_classes} classes)"
+        )
 
 
 def _stats(mean, std, like: torch.Tensor):
@@ -98,8 +102,10 @@ def _stats(mean, std, like: torch.Tensor):
     shape = (-1, 1, 1)
     if isinstance(mean, torch.Tensor):  # made once per loader: no small host-to-device copy per batch
         return mean.to(like.device, like.dtype).view(shape), std.to(like.device, like.dtype).view(shape)
-    return (torch.tensor(mean, dtype=like.dtype, device=like.device).view(shape),
-            torch.tensor(std, dtype=like.dtype, device=like.device).view(shape))
+    return (
+        torch.tensor(mean, dtype=like.dtype, device=like.device).view(shape),
+        torch.tensor(std, dtype=like.dtype, device=like.device).view(shape),
+    )
 
 
 # ----------------------------------------------------------------------------- class-balanced carving
@@ -126,12 +132,16 @@ def _carve(labels: torch.Tensor, val_size: int | float, seed: int) -> tuple[torc
     n = len(labels)
     count = int(round(val_size * n)) if isinstance(val_size, float) else int(val_size)
     if not 0 <= count < n:
-        raise ValueError(f"val_size={val_size!r} leaves no training images out of {n}; use a fraction below 1 or a count below {n}")
+        raise ValueError(
+            f"val_size={val_size!r} leaves no training images out of {n}; use a fraction below 1 or a count below {n}"
+        )
     order = _balanced_order(labels, torch.Generator().manual_seed(10_000 + seed))
     return order[count:].sort().values, order[:count].sort().values
 
 
-def _take(labels: torch.Tensor, train_idx: torch.Tensor, subset: int | None, fraction: float | None, seed: int) -> torch.Tensor:
+def _take(
+    labels: torch.Tensor, train_idx: torch.Tensor, subset: int | None, fraction: float | None, seed: int
+) -> torch.Tensor:
     """``subset`` images (or a ``fraction``) of the training split, class-balanced; smaller subsets nest in larger ones."""
     if subset is None and fraction is None:
         return train_idx
@@ -140,6 +150,8 @@ def _take(labels: torch.Tensor, train_idx: torch.Tensor, subset: int | None, fra
     n = len(train_idx)
     count = subset if subset is not None else int(round(fraction * n))
     if not 0 < count <= n:
-        raise ValueError(f"subset/fraction asks for {count} of {n} training images; use a subset in 1..{n} or a fraction in (0, 1]")
+        raise ValueError(
+            f"subset/fraction asks for {count} of {n} training images; use a subset in 1..{n} or a fraction in (0, 1]"
+        )
     order = _balanced_order(labels[train_idx], torch.Generator().manual_seed(20_000 + seed))
     return train_idx[order[:count].sort().values]

@@ -36,7 +36,6 @@ import torch
 import torch.testing
 
 # ----------------------------------------------------------------------------- the mistake catalogue
-
 # The catalogue is data, in a module of its own that imports no torch (the sandbox and the report read it too).
 from vitkit.grading.catalogue import CATALOGUE, PROBLEM_SETS, MistakeInfo  # noqa: E402, F401
 
@@ -124,7 +123,9 @@ def verify_integrity() -> None:
         # a student may write through module.__dict__ or ModuleType.__setattr__, around the read-only class
         if sys.modules.get(name) is not module:
             changed.append(name)
-        added = vars(module).keys() - snapshot.keys() - _SUBMODULE_NAMES - {"__warningregistry__"}  # warnings writes that one
+        added = (
+            vars(module).keys() - snapshot.keys() - _SUBMODULE_NAMES - {"__warningregistry__"}
+        )  # warnings writes that one
         changed += [f"{name}.{key} (added)" for key in sorted(added)]
         changed += [f"{name}.{key}" for key, value in snapshot.items() if vars(module).get(key, _MISSING) is not value]
     if changed:
@@ -133,7 +134,11 @@ def verify_integrity() -> None:
 
 class _ReadOnlyModule(types.ModuleType):
     def __setattr__(self, name, value):
-        if isinstance(value, types.ModuleType) and value.__name__ == f"{self.__name__}.{name}" and name not in self.__dict__:
+        if (
+            isinstance(value, types.ModuleType)
+            and value.__name__ == f"{self.__name__}.{name}"
+            and name not in self.__dict__
+        ):
             super().__setattr__(name, value)  # the import system attaching a submodule on first import
             if self.__name__ in _SEALED:
                 _SEALED[self.__name__][1][name] = value
@@ -223,6 +228,7 @@ def uses(**references_by_name):
     ``MLP`` in the student's notebook means the reference, so a mistake in the MLP costs the MLP's
     question only.
     """
+
     def mark(check):
         check._uses = dict(references_by_name)
         return check
@@ -239,8 +245,11 @@ def _namespace(student) -> dict | None:
             for value in vars(klass).values():
                 if isinstance(value, (staticmethod, classmethod)):
                     value = value.__func__
-                if isinstance(value, types.FunctionType) and value.__globals__.get("__name__") not in (None, "builtins") \
-                        and not value.__module__.startswith(("torch", "vitkit")):
+                if (
+                    isinstance(value, types.FunctionType)
+                    and value.__globals__.get("__name__") not in (None, "builtins")
+                    and not value.__module__.startswith(("torch", "vitkit"))
+                ):
                     return value.__globals__
     return None
 
@@ -275,7 +284,10 @@ def _note(category, message) -> str:
 
 def _show_warning_on_stdout(message, category, filename, lineno, file=None, line=None):
     """Warnings in a graded notebook print on stdout: nbgrader scores a test cell that writes to stderr as 0."""
-    print("\n".join(textwrap.wrap(_note(category, message), WIDTH, subsequent_indent="  ", break_long_words=False)), file=sys.stdout)
+    print(
+        "\n".join(textwrap.wrap(_note(category, message), WIDTH, subsequent_indent="  ", break_long_words=False)),
+        file=sys.stdout,
+    )
 
 
 def seal(module_name: str) -> None:
@@ -320,7 +332,9 @@ def check_shape(actual: torch.Tensor, expected_shape, name: str = "your result",
         raise Mistake(code, f"{name} has shape {tuple(actual.shape)}, expected {tuple(expected_shape)}")
 
 
-def check_close(actual, expected, name: str = "your result", rtol: float = 1e-5, atol: float = 1e-6, code: str = "not_close") -> None:
+def check_close(
+    actual, expected, name: str = "your result", rtol: float = 1e-5, atol: float = 1e-6, code: str = "not_close"
+) -> None:
     """Raise a Mistake unless ``actual`` has ``expected``'s shape and values; the message says how far off it is."""
     actual, expected = as_tensor(actual, name), as_tensor(expected)
     check_shape(actual, expected.shape, name)
@@ -342,9 +356,23 @@ def _resampled(pos: torch.Tensor, new: int, mode: str = "bicubic", variant: str 
     if variant == "not_2d":
         return _interpolate(pos.transpose(1, 2), size=1 + new * new, mode="linear", align_corners=False).transpose(1, 2)
     if variant == "not_2d_grid":
-        return _cat([cls, _interpolate(grid.transpose(1, 2), size=new * new, mode="linear", align_corners=False).transpose(1, 2)], 1)
+        return _cat(
+            [
+                cls,
+                _interpolate(grid.transpose(1, 2), size=new * new, mode="linear", align_corners=False).transpose(1, 2),
+            ],
+            1,
+        )
     if variant == "wrong_layout":
-        return _cat([cls, _interpolate(grid.reshape(1, D, old, old), size=(new, new), mode=mode, align_corners=False).reshape(1, new * new, D)], 1)
+        return _cat(
+            [
+                cls,
+                _interpolate(grid.reshape(1, D, old, old), size=(new, new), mode=mode, align_corners=False).reshape(
+                    1, new * new, D
+                ),
+            ],
+            1,
+        )
     g = grid.reshape(1, old, old, D).permute(0, 3, 1, 2)  # (1, D, h, w)
     if variant == "nearest":
         g = _interpolate(g, size=(new, new), mode="nearest")
@@ -353,7 +381,9 @@ def _resampled(pos: torch.Tensor, new: int, mode: str = "bicubic", variant: str 
     return _cat([cls, g.permute(0, 2, 3, 1).reshape(1, new * new, D)], 1)
 
 
-def position_grid_check(student_fn, ps: str, call: str, cases=((4, 6, 8), (3, 5, 6), (6, 4, 4), (2, 7, 3), (7, 4, 6))) -> None:
+def position_grid_check(
+    student_fn, ps: str, call: str, cases=((4, 6, 8), (3, 5, 6), (6, 4, 4), (2, 7, 3), (7, 4, 6))
+) -> None:
     """The one check of "resample a position grid" (problem sets 3 and 5): the student's ``fn(pos_embed, new_grid)``
     against :func:`vitkit.embedding.resample_pos_embed` (bicubic, align_corners=False, the CLS entry kept).
 
@@ -374,7 +404,9 @@ def position_grid_check(student_fn, ps: str, call: str, cases=((4, 6, 8), (3, 5,
         if tuple(out.shape) == (1, new * new, D) and new != old:
             raise Mistake(f"{ps}.resample.cls_dropped", f"{where} gave shape {tuple(out.shape)}")
         if tuple(out.shape) != (1, 1 + new * new, D):
-            raise Mistake(f"{ps}.resample.wrong_shape", f"{where} gave shape {tuple(out.shape)}, expected {(1, 1 + new * new, D)}")
+            raise Mistake(
+                f"{ps}.resample.wrong_shape", f"{where} gave shape {tuple(out.shape)}, expected {(1, 1 + new * new, D)}"
+            )
         expected = resample_pos_embed(pos, new)
         if close(out, expected, **tol):
             continue
@@ -387,7 +419,9 @@ def position_grid_check(student_fn, ps: str, call: str, cases=((4, 6, 8), (3, 5,
             for mode in ("bicubic", "bilinear"):
                 if close(out, _resampled(pos, new, mode, variant), **tol):
                     raise Mistake(f"{ps}.resample.{variant.replace('_grid', '')}", where)
-        raise Mistake(f"{ps}.resample.not_close", f"{where}: largest difference {(out - expected).abs().max().item():.3g}")
+        raise Mistake(
+            f"{ps}.resample.not_close", f"{where}: largest difference {(out - expected).abs().max().item():.3g}"
+        )
 
 
 # A graded notebook imports this package before any answer runs: from then on a warning (from a student's

@@ -127,13 +127,27 @@ def _softmax_case(softmax, x: torch.Tensor, dim: int | None, label: str) -> None
         e = _exp(x64)
         stable = _exp(_sub(x64, _amax(x64, axis, keepdim=True)))
         others = [d for d in range(x.dim()) if d != axis % x.dim()]
-        candidates = [("ps1.softmax.wrong_axis", f"softmax({label}) normalised over axis {d} instead of {axis}", (lambda d=d: _softmax(x64, d))) for d in others]
+        candidates = [
+            (
+                "ps1.softmax.wrong_axis",
+                f"softmax({label}) normalised over axis {d} instead of {axis}",
+                (lambda d=d: _softmax(x64, d)),
+            )
+            for d in others
+        ]
         candidates += [
             ("ps1.softmax.not_normalised", f"softmax({label}) returned exp(x) without dividing by its sum", e),
-            ("ps1.softmax.not_normalised", f"softmax({label}) returned exp(x - max) without dividing by its sum", stable),
+            (
+                "ps1.softmax.not_normalised",
+                f"softmax({label}) returned exp(x - max) without dividing by its sum",
+                stable,
+            ),
             ("ps1.softmax.global_sum", f"softmax({label})", lambda: _div(e, _sum(e))),
-            ("ps1.softmax.max_not_keepdim", f"softmax({label})",
-             lambda: (lambda s: _div(s, _sum(s, axis, keepdim=True)))(_exp(_sub(x64, _amax(x64, axis))))),
+            (
+                "ps1.softmax.max_not_keepdim",
+                f"softmax({label})",
+                lambda: (lambda s: _div(s, _sum(s, axis, keepdim=True)))(_exp(_sub(x64, _amax(x64, axis)))),
+            ),
         ]
         found = _first(candidates, out)
         if found:
@@ -142,13 +156,18 @@ def _softmax_case(softmax, x: torch.Tensor, dim: int | None, label: str) -> None
             raise Mistake("ps1.softmax.wrong_values", f"softmax({label}) contains nan or inf")
         sums = _sum(out, axis)
         if not close(sums, torch.ones_like(sums), 1e-4, 1e-5):
-            raise Mistake("ps1.softmax.not_normalised", f"softmax({label}) sums to {sums.flatten()[:4].tolist()} over axis {axis}")
+            raise Mistake(
+                "ps1.softmax.not_normalised", f"softmax({label}) sums to {sums.flatten()[:4].tolist()} over axis {axis}"
+            )
         worst = (out - ref).abs().max().item()
         raise Mistake("ps1.softmax.wrong_values", f"softmax({label}): largest difference {worst:.3g}")
     if _isinstance(result, _Tensor) and result.dtype != x.dtype:
         raise Mistake("ps1.softmax.dtype", f"softmax of a {x.dtype} tensor returned {result.dtype}")
     if names & {"softmax", "special_softmax", "log_softmax", "_softmax"}:
-        raise Mistake("ps1.softmax.used_builtin", f"it called {sorted(names & {'softmax', 'special_softmax', 'log_softmax', '_softmax'})}")
+        raise Mistake(
+            "ps1.softmax.used_builtin",
+            f"it called {sorted(names & {'softmax', 'special_softmax', 'log_softmax', '_softmax'})}",
+        )
 
 
 def check_softmax_example(softmax) -> None:
@@ -166,17 +185,24 @@ def check_softmax(softmax) -> None:
         for dtype in (torch.float32, _float64):
             x = _randn(shape, generator=g, dtype=_float64).mul(3).to(dtype)
             for dim in dims:
-                _softmax_case(softmax, x, dim, f"random {dtype} {tuple(shape)}" + ("" if dim is None else f", dim={dim}"))
+                _softmax_case(
+                    softmax, x, dim, f"random {dtype} {tuple(shape)}" + ("" if dim is None else f", dim={dim}")
+                )
     # Numerical stability: exp(1000) overflows in float32 and float64 alike.
     for dtype in (torch.float32, _float64):
         big = _t([[1000.0, 1001.0, 1002.0]], dtype)
         out = as_tensor(_call(softmax, "softmax", big, -1)[0], "softmax([1000, 1001, 1002])")
         if not _isfinite(out).all():
-            raise Mistake("ps1.softmax.unstable", f"softmax([1000, 1001, 1002]) in {dtype} gave {out.flatten().tolist()}")
+            raise Mistake(
+                "ps1.softmax.unstable", f"softmax([1000, 1001, 1002]) in {dtype} gave {out.flatten().tolist()}"
+            )
         apart = _t([[1000.0, 1001.0, 1002.0], [-1000.0, -999.0, -998.0]], dtype)
         out = as_tensor(_call(softmax, "softmax", apart, -1)[0], "softmax of rows far apart")
         if not _isfinite(out).all():
-            raise Mistake("ps1.softmax.global_max", f"rows [1000, 1001, 1002] and [-1000, -999, -998] in {dtype} gave {out.tolist()}")
+            raise Mistake(
+                "ps1.softmax.global_max",
+                f"rows [1000, 1001, 1002] and [-1000, -999, -998] in {dtype} gave {out.tolist()}",
+            )
         _softmax_case(softmax, apart, -1, f"rows far apart, {dtype}")
 
 
@@ -185,34 +211,66 @@ def check_softmax(softmax) -> None:
 
 def check_worked_example(queries, keys, values, scores, output_1) -> None:
     """Visible test: the lecture's queries, keys, values, input 1's... scores, and the slide's new representation of input 1."""
-    blank = [name for name, value in zip(("queries", "keys", "values", "scores", "output_1"), (queries, keys, values, scores, output_1)) if value is None]
+    blank = [
+        name
+        for name, value in zip(
+            ("queries", "keys", "values", "scores", "output_1"), (queries, keys, values, scores, output_1)
+        )
+        if value is None
+    ]
     if blank:
-        raise Mistake("ps1.worked_example.not_written", ", ".join(blank) + (" is" if len(blank) == 1 else " are") + " None")
+        raise Mistake(
+            "ps1.worked_example.not_written", ", ".join(blank) + (" is" if len(blank) == 1 else " are") + " None"
+        )
     q, k, v = as_tensor(queries, "queries"), as_tensor(keys, "keys"), as_tensor(values, "values")
     Qr, Kr, Vr = _t(QUERIES), _t(KEYS), _t(VALUES)
     if close(q, Kr) and close(k, Qr):
         raise Mistake("ps1.worked_example.queries_keys_swapped", f"queries = {q.tolist()}")
     for name, got, want in (("queries", q, Qr), ("keys", k, Kr), ("values", v, Vr)):
         if not close(got, want):
-            raise Mistake("ps1.worked_example.wrong_projection", f"{name} = {got.tolist()}, the lecture's are {want.tolist()}")
+            raise Mistake(
+                "ps1.worked_example.wrong_projection", f"{name} = {got.tolist()}, the lecture's are {want.tolist()}"
+            )
     s, Sr = as_tensor(scores, "scores"), _t(SCORES)
     if not close(s, Sr):
         # (The lecture's scores happen to be symmetric, so keys @ queries.T cannot be told apart.)
-        found = _first([("ps1.worked_example.keys_not_transposed", f"scores = {s.tolist()}", _matmul(Qr, Kr)),
-                        ("ps1.worked_example.scores_scaled", "", _div(Sr, math.sqrt(3)))], s)
-        raise Mistake(*(found or ("ps1.worked_example.wrong_scores", f"scores = {s.tolist()}, the lecture's are {Sr.tolist()}")))
+        found = _first(
+            [
+                ("ps1.worked_example.keys_not_transposed", f"scores = {s.tolist()}", _matmul(Qr, Kr)),
+                ("ps1.worked_example.scores_scaled", "", _div(Sr, math.sqrt(3))),
+            ],
+            s,
+        )
+        raise Mistake(
+            *(found or ("ps1.worked_example.wrong_scores", f"scores = {s.tolist()}, the lecture's are {Sr.tolist()}"))
+        )
     out = as_tensor(output_1, "output_1")
     if not close(out, _t(SLIDE_OUTPUT_1)):
         w = _t(SLIDE_WEIGHTS_1)
         exact = _softmax(Sr[0], -1)
-        found = _first([
-            ("ps1.worked_example.exact_softmax", f"output_1 = {out.tolist()}", _matmul(exact, Vr)),
-            ("ps1.worked_example.exact_softmax", f"output_1 = {out.tolist()} (with the scaling)", _matmul(_softmax(_div(Sr[0], math.sqrt(3)), -1), Vr)),
-            ("ps1.worked_example.output_not_values", "you weighted the keys", _matmul(w, Kr)),
-            ("ps1.worked_example.output_not_values", "you weighted the queries", _matmul(w, Qr)),
-            ("ps1.worked_example.output_not_values", "you weighted the inputs", _matmul(w, _t(X))),
-        ], out)
-        raise Mistake(*(found or ("ps1.worked_example.wrong_output", f"output_1 = {out.tolist()}, the slide's is {list(SLIDE_OUTPUT_1)}")))
+        found = _first(
+            [
+                ("ps1.worked_example.exact_softmax", f"output_1 = {out.tolist()}", _matmul(exact, Vr)),
+                (
+                    "ps1.worked_example.exact_softmax",
+                    f"output_1 = {out.tolist()} (with the scaling)",
+                    _matmul(_softmax(_div(Sr[0], math.sqrt(3)), -1), Vr),
+                ),
+                ("ps1.worked_example.output_not_values", "you weighted the keys", _matmul(w, Kr)),
+                ("ps1.worked_example.output_not_values", "you weighted the queries", _matmul(w, Qr)),
+                ("ps1.worked_example.output_not_values", "you weighted the inputs", _matmul(w, _t(X))),
+            ],
+            out,
+        )
+        raise Mistake(
+            *(
+                found
+                or (
+                    "ps1.worked_example.wrong_output",
+                    f"output_1 = {out.tolist()}, the slide's is {list(SLIDE_OUTPUT_1)}",
+                )
+            )
+        )
 
 
 # ----------------------------------------------------------------------------- self-attention
@@ -231,39 +289,87 @@ def _attention_case(self_attention, x, wq, wk, wv, label: str) -> None:
     if swapped and (w_shape != out_shape or (close(out, ref_w, 1e-4, 1e-6) and close(w, ref_out, 1e-4, 1e-6))):
         raise Mistake("ps1.self_attention.return_order", f"on {label}")
     if tuple(out.shape) == (*x.shape[:-1], d_in) and d_in != d_v and close(out, _matmul(ref_w, x64), 1e-4, 1e-6):
-        raise Mistake("ps1.self_attention.no_value_projection", f"on {label}, output has shape {tuple(out.shape)}, expected {out_shape}")
+        raise Mistake(
+            "ps1.self_attention.no_value_projection",
+            f"on {label}, output has shape {tuple(out.shape)}, expected {out_shape}",
+        )
     check_shape(w, w_shape, f"weights on {label}", code="ps1.self_attention.wrong_shape")
     check_shape(out, out_shape, f"output on {label}", code="ps1.self_attention.wrong_shape")
     rtol, atol = _tol(x, *result)
     if not close(w, ref_w, rtol, atol):
         wrong = lambda **kw: _attention(x64, wq64, wk64, wv64, **kw)[1]  # noqa: E731
-        found = _first([
-            ("ps1.self_attention.no_scale", f"on {label}, d_k = {d_k}", lambda: wrong(scale=1.0)),
-            ("ps1.self_attention.wrong_scale", f"on {label} you divided by d_k = {d_k}, not by √d_k", lambda: wrong(scale=float(d_k))),
-            ("ps1.self_attention.wrong_scale", f"on {label} you divided by √D = √{d_in} (the size of a token), not by √d_k = √{d_k}", lambda: wrong(scale=math.sqrt(d_in))),
-            ("ps1.self_attention.wrong_scale", f"on {label} you divided by √d_v = √{d_v}, not by √d_k = √{d_k}", lambda: wrong(scale=math.sqrt(d_v))),
-            ("ps1.self_attention.wrong_scale", f"on {label} you multiplied by √d_k instead of dividing", lambda: wrong(scale=1 / math.sqrt(d_k))),
-            ("ps1.self_attention.weights_wrong_axis", f"on {label}", lambda: wrong(axis=-2)),
-            ("ps1.self_attention.scores_transposed", f"on {label}", lambda: wrong(transposed=True)),
-            ("ps1.self_attention.scores_transposed", f"on {label}", lambda: _transpose(wrong(axis=-2), -2, -1)),
-            ("ps1.self_attention.scaled_after_softmax", f"on {label}", lambda: _div(wrong(scale=1.0), math.sqrt(d_k))),
-        ], w)
+        found = _first(
+            [
+                ("ps1.self_attention.no_scale", f"on {label}, d_k = {d_k}", lambda: wrong(scale=1.0)),
+                (
+                    "ps1.self_attention.wrong_scale",
+                    f"on {label} you divided by d_k = {d_k}, not by √d_k",
+                    lambda: wrong(scale=float(d_k)),
+                ),
+                (
+                    "ps1.self_attention.wrong_scale",
+                    f"on {label} you divided by √D = √{d_in} (the size of a token), not by √d_k = √{d_k}",
+                    lambda: wrong(scale=math.sqrt(d_in)),
+                ),
+                (
+                    "ps1.self_attention.wrong_scale",
+                    f"on {label} you divided by √d_v = √{d_v}, not by √d_k = √{d_k}",
+                    lambda: wrong(scale=math.sqrt(d_v)),
+                ),
+                (
+                    "ps1.self_attention.wrong_scale",
+                    f"on {label} you multiplied by √d_k instead of dividing",
+                    lambda: wrong(scale=1 / math.sqrt(d_k)),
+                ),
+                ("ps1.self_attention.weights_wrong_axis", f"on {label}", lambda: wrong(axis=-2)),
+                ("ps1.self_attention.scores_transposed", f"on {label}", lambda: wrong(transposed=True)),
+                ("ps1.self_attention.scores_transposed", f"on {label}", lambda: _transpose(wrong(axis=-2), -2, -1)),
+                (
+                    "ps1.self_attention.scaled_after_softmax",
+                    f"on {label}",
+                    lambda: _div(wrong(scale=1.0), math.sqrt(d_k)),
+                ),
+            ],
+            w,
+        )
         if found:
             raise Mistake(*found)
         sums = _sum(w, -1)
         if not close(sums, torch.ones_like(sums), 1e-4, 1e-5):
-            raise Mistake("ps1.self_attention.weights_not_normalised", f"on {label} the rows sum to {sums.flatten()[:4].tolist()}")
-        raise Mistake("ps1.self_attention.wrong_weights", f"on {label}: largest difference {(w - ref_w).abs().max().item():.3g}")
+            raise Mistake(
+                "ps1.self_attention.weights_not_normalised", f"on {label} the rows sum to {sums.flatten()[:4].tolist()}"
+            )
+        raise Mistake(
+            "ps1.self_attention.wrong_weights", f"on {label}: largest difference {(w - ref_w).abs().max().item():.3g}"
+        )
     if not close(out, ref_out, rtol, atol):
-        found = _first([
-            ("ps1.self_attention.transposed_weights", f"on {label}", lambda: _matmul(_transpose(ref_w, -2, -1), value)),
-        ], out)
-        raise Mistake(*(found or ("ps1.self_attention.wrong_output", f"on {label}: largest difference {(out - ref_out).abs().max().item():.3g}")))
+        found = _first(
+            [
+                (
+                    "ps1.self_attention.transposed_weights",
+                    f"on {label}",
+                    lambda: _matmul(_transpose(ref_w, -2, -1), value),
+                ),
+            ],
+            out,
+        )
+        raise Mistake(
+            *(
+                found
+                or (
+                    "ps1.self_attention.wrong_output",
+                    f"on {label}: largest difference {(out - ref_out).abs().max().item():.3g}",
+                )
+            )
+        )
     for got in result:
         if _isinstance(got, _Tensor) and got.dtype != x.dtype:
             raise Mistake("ps1.self_attention.dtype", f"on {label}: {x.dtype} in, {got.dtype} out")
     if names & {"scaled_dot_product_attention", "multi_head_attention_forward"}:
-        raise Mistake("ps1.self_attention.used_library", f"it called {sorted(names & {'scaled_dot_product_attention', 'multi_head_attention_forward'})}")
+        raise Mistake(
+            "ps1.self_attention.used_library",
+            f"it called {sorted(names & {'scaled_dot_product_attention', 'multi_head_attention_forward'})}",
+        )
 
 
 def _uses_vitkit_attention(fn) -> bool:
@@ -308,13 +414,19 @@ def check_self_attention(self_attention) -> None:
         return [t.to(dtype) for t in (x, *ws)]
 
     for shape, d_k, d_v, dtype in (((5, 6), 4, 3, _float64), ((4, 8), 2, 5, torch.float32), ((7, 3), 9, 2, _float64)):
-        _attention_case(self_attention, *case(shape, d_k, d_v, dtype), f"x {tuple(shape)} {dtype}, d_k={d_k}, d_v={d_v}")
+        _attention_case(
+            self_attention, *case(shape, d_k, d_v, dtype), f"x {tuple(shape)} {dtype}, d_k={d_k}, d_v={d_v}"
+        )
     for shape, d_k, d_v, dtype in (((2, 5, 6), 3, 7, _float64), ((3, 4, 4), 5, 2, torch.float32)):
         label = f"a batch x {tuple(shape)} {dtype}, d_k={d_k}, d_v={d_v}"
         try:
             _attention_case(self_attention, *case(shape, d_k, d_v, dtype), label)
         except Mistake as err:
-            if err.code in ("ps1.self_attention.wrong_shape", "ps1.self_attention.wrong_output", "ps1.self_attention.wrong_weights"):
+            if err.code in (
+                "ps1.self_attention.wrong_shape",
+                "ps1.self_attention.wrong_output",
+                "ps1.self_attention.wrong_weights",
+            ):
                 raise Mistake("ps1.self_attention.batch", f"{label}: {err.detail}") from None
             raise
         except Exception as err:  # a crash that only batches trigger
@@ -325,7 +437,11 @@ def check_self_attention(self_attention) -> None:
 
 
 def _image(c, h, w, g=None):
-    return _randn((c, h, w), generator=g, dtype=_float64) if g is not None else torch.arange(c * h * w, dtype=_float64).reshape(c, h, w)
+    return (
+        _randn((c, h, w), generator=g, dtype=_float64)
+        if g is not None
+        else torch.arange(c * h * w, dtype=_float64).reshape(c, h, w)
+    )
 
 
 def _pixels_case(pixels_to_tokens, image, label):
@@ -336,10 +452,13 @@ def _pixels_case(pixels_to_tokens, image, label):
         raise Mistake("ps1.pixels_to_tokens.channels_first", f"{label}: shape {tuple(out.shape)}")
     check_shape(out, (h * w, c), f"tokens of {label}", code="ps1.pixels_to_tokens.wrong_shape")
     if not close(out, ref):
-        found = _first([
-            ("ps1.pixels_to_tokens.no_permute", label, image.reshape(h * w, c)),
-            ("ps1.pixels_to_tokens.column_major", label, image.permute(2, 1, 0).reshape(h * w, c)),
-        ], out)
+        found = _first(
+            [
+                ("ps1.pixels_to_tokens.no_permute", label, image.reshape(h * w, c)),
+                ("ps1.pixels_to_tokens.column_major", label, image.permute(2, 1, 0).reshape(h * w, c)),
+            ],
+            out,
+        )
         raise Mistake(*(found or ("ps1.pixels_to_tokens.wrong", label)))
 
 
@@ -364,7 +483,11 @@ _PAIRS_CASES = ((1920, 1080, 1), (224, 224, 16), (3, 3, 1), (28, 28, 7), (1920, 
 def check_attention_pairs(attention_pairs, visible_only: bool = False) -> None:
     """Pairs of tokens attention scores for an H×W image cut into P×P patches: ((H/P)·(W/P))²."""
     for h, w, p in _PAIRS_CASES[:2] if visible_only else _PAIRS_CASES:
-        got = _call(attention_pairs, "attention_pairs", h, w) if p == 1 else _call(attention_pairs, "attention_pairs", h, w, p)
+        got = (
+            _call(attention_pairs, "attention_pairs", h, w)
+            if p == 1
+            else _call(attention_pairs, "attention_pairs", h, w, p)
+        )
         got = got[0]
         label = f"attention_pairs({h}, {w}{'' if p == 1 else f', {p}'})"
         try:
@@ -374,9 +497,14 @@ def check_attention_pairs(attention_pairs, visible_only: bool = False) -> None:
         n = (h // p) * (w // p)
         if value == n * n:
             continue
-        for code, wrong in (("ps1.attention_pairs.tokens_not_pairs", n), ("ps1.attention_pairs.patch_area", (h * w / p) ** 2),
-                            ("ps1.attention_pairs.unordered_pairs", n * (n - 1) / 2), ("ps1.attention_pairs.unordered_pairs", n * (n + 1) / 2),
-                            ("ps1.attention_pairs.unordered_pairs", n * n / 2), ("ps1.attention_pairs.no_self_pairs", n * (n - 1))):
+        for code, wrong in (
+            ("ps1.attention_pairs.tokens_not_pairs", n),
+            ("ps1.attention_pairs.patch_area", (h * w / p) ** 2),
+            ("ps1.attention_pairs.unordered_pairs", n * (n - 1) / 2),
+            ("ps1.attention_pairs.unordered_pairs", n * (n + 1) / 2),
+            ("ps1.attention_pairs.unordered_pairs", n * n / 2),
+            ("ps1.attention_pairs.no_self_pairs", n * (n - 1)),
+        ):
             if value == wrong and (code != "ps1.attention_pairs.patch_area" or p > 1):
                 raise Mistake(code, f"{label} = {got}, expected {n * n:,}")
         raise Mistake("ps1.attention_pairs.wrong", f"{label} = {got}, expected {n * n:,}")
@@ -397,7 +525,9 @@ def check_weight_matrices(n_weight_matrices) -> None:
 def _as_set(answer, name):
     if _isinstance(answer, (int,)) and not _isinstance(answer, bool):
         return {answer}
-    if _isinstance(answer, (set, frozenset, list, _tuple)) and all(_isinstance(a, int) and not _isinstance(a, bool) for a in answer):
+    if _isinstance(answer, (set, frozenset, list, _tuple)) and all(
+        _isinstance(a, int) and not _isinstance(a, bool) for a in answer
+    ):
         return set(answer)
     raise Mistake("ps1.related.wrong", f"{name} = {answer!r}: give input numbers, e.g. {{2}} or {{1, 3}}")
 

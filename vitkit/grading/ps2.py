@@ -52,7 +52,11 @@ def _attend(x, wq, bq, wk, bk, wv, bv, wo, bo, num_heads, variant="correct"):
     if variant == "softmax_over_heads":
         weights = _softmax(scores, dim=1)
     elif variant == "softmax_across_heads":  # one softmax over every head's keys together
-        weights = _softmax(scores.transpose(1, 2).reshape(B, N, num_heads * N), dim=-1).reshape(B, N, num_heads, N).transpose(1, 2)
+        weights = (
+            _softmax(scores.transpose(1, 2).reshape(B, N, num_heads * N), dim=-1)
+            .reshape(B, N, num_heads, N)
+            .transpose(1, 2)
+        )
     else:
         weights = _softmax(scores, dim=-2 if variant == "softmax_wrong_axis" else -1)  # (B, H, N, N)
     out = _matmul(weights, v)  # (B, H, N, hd)
@@ -67,8 +71,18 @@ def _attend(x, wq, bq, wk, bk, wv, bv, wo, bo, num_heads, variant="correct"):
     return out, weights
 
 
-_VARIANTS = ("no_scale", "scale_by_dim", "softmax_wrong_axis", "query_key_swapped", "heads_split_wrong_order",
-             "heads_merged_wrong_order", "heads_merged_interleaved", "softmax_over_heads", "softmax_across_heads", "no_output_projection")
+_VARIANTS = (
+    "no_scale",
+    "scale_by_dim",
+    "softmax_wrong_axis",
+    "query_key_swapped",
+    "heads_split_wrong_order",
+    "heads_merged_wrong_order",
+    "heads_merged_interleaved",
+    "softmax_over_heads",
+    "softmax_across_heads",
+    "no_output_projection",
+)
 _CODES = {"softmax_over_heads": "softmax_across_heads"}  # variants that are one mistake under another name
 
 
@@ -95,12 +109,17 @@ def _load_weights(student: nn.Module, mats, biases) -> None:
     with torch.no_grad():
         for layer, w, b in pairs:
             if tuple(layer.weight.shape) != tuple(w.shape):
-                raise Mistake("ps2.mhsa.layers_missing", f"a layer has weight shape {tuple(layer.weight.shape)}, expected {tuple(w.shape)}")
+                raise Mistake(
+                    "ps2.mhsa.layers_missing",
+                    f"a layer has weight shape {tuple(layer.weight.shape)}, expected {tuple(w.shape)}",
+                )
             layer.weight.copy_(w)
             if layer.bias is not None:
                 layer.bias.copy_(b)
             else:
-                raise Mistake("ps2.mhsa.layers_missing", "a layer was built with bias=False; keep the default bias=True")
+                raise Mistake(
+                    "ps2.mhsa.layers_missing", "a layer was built with bias=False; keep the default bias=True"
+                )
 
 
 def _run(student: nn.Module, x: torch.Tensor):
@@ -130,9 +149,15 @@ def _diagnose(student_cls, dim: int, num_heads: int, batch: int, tokens: int, se
         raise Mistake("ps2.mhsa.wrong_shape", f"{where}: got {tuple(out.shape)}, expected {tuple(ref_out.shape)}")
     if close(out, ref_out, **tol):
         if tuple(weights.shape) != tuple(ref_weights.shape):
-            raise Mistake("ps2.mhsa.weights_not_per_head", f"{where}: weights of shape {tuple(weights.shape)}, expected {tuple(ref_weights.shape)}")
+            raise Mistake(
+                "ps2.mhsa.weights_not_per_head",
+                f"{where}: weights of shape {tuple(weights.shape)}, expected {tuple(ref_weights.shape)}",
+            )
         if not close(weights, ref_weights, **tol):
-            raise Mistake("ps2.mhsa.weights_wrong", f"{where}: largest difference {(weights - ref_weights).abs().max().item():.3g}")
+            raise Mistake(
+                "ps2.mhsa.weights_wrong",
+                f"{where}: largest difference {(weights - ref_weights).abs().max().item():.3g}",
+            )
         return
     for variant in _VARIANTS:
         wrong_out, _ = _attend(x.double(), *[a.double() if torch.is_tensor(a) else a for a in args], variant=variant)
@@ -144,9 +169,17 @@ def _diagnose(student_cls, dim: int, num_heads: int, batch: int, tokens: int, se
             over_queries = weights.sum(-2)
             over_heads = weights.sum((1, -1))
             if close(over_queries, torch.ones_like(over_queries), rtol=1e-4, atol=1e-4):
-                raise Mistake("ps2.mhsa.softmax_wrong_axis", f"{where}: rows of your weights sum to {sums.flatten()[:3].tolist()}...")
-            if close(over_heads, torch.ones_like(over_heads), rtol=1e-4, atol=1e-4) or close(weights.sum(1), torch.ones_like(sums), rtol=1e-4, atol=1e-4):
-                raise Mistake("ps2.mhsa.softmax_across_heads", f"{where}: rows of your weights sum to {sums.flatten()[:3].tolist()}...")
+                raise Mistake(
+                    "ps2.mhsa.softmax_wrong_axis",
+                    f"{where}: rows of your weights sum to {sums.flatten()[:3].tolist()}...",
+                )
+            if close(over_heads, torch.ones_like(over_heads), rtol=1e-4, atol=1e-4) or close(
+                weights.sum(1), torch.ones_like(sums), rtol=1e-4, atol=1e-4
+            ):
+                raise Mistake(
+                    "ps2.mhsa.softmax_across_heads",
+                    f"{where}: rows of your weights sum to {sums.flatten()[:3].tolist()}...",
+                )
     raise Mistake("ps2.mhsa.not_close", f"{where}: largest difference {(out - ref_out).abs().max().item():.3g}")
 
 
@@ -165,8 +198,14 @@ def check_multihead_attention(student_cls) -> None:
 def check_multihead_attention_hidden(student_cls) -> None:
     """Hidden test: several shapes and float64, weights copied from ``nn.MultiheadAttention`` and
     from ``vitkit.attention.Attention``, per-head weights compared, and the dim % num_heads check."""
-    for i, (dim, heads, batch, tokens, dtype) in enumerate([(8, 1, 1, 4, torch.float32), (16, 4, 3, 7, torch.float32),
-                                                             (24, 6, 2, 9, torch.float64), (32, 8, 1, 17, torch.float32)]):
+    for i, (dim, heads, batch, tokens, dtype) in enumerate(
+        [
+            (8, 1, 1, 4, torch.float32),
+            (16, 4, 3, 7, torch.float32),
+            (24, 6, 2, 9, torch.float64),
+            (32, 8, 1, 17, torch.float32),
+        ]
+    ):
         _diagnose(student_cls, dim, heads, batch, tokens, seed=10 + i, dtype=dtype)
     _compare_with_torch(student_cls)
     _compare_with_vitkit(student_cls)
@@ -199,9 +238,14 @@ def _compare_with_torch(student_cls, dim: int = 16, heads: int = 4) -> None:
     if not close(out, ref_out, rtol=1e-7, atol=1e-9):
         raise Mistake("ps2.mhsa.not_close", f"{where}: largest difference {(out - ref_out).abs().max().item():.3g}")
     if tuple(weights.shape) != tuple(ref_weights.shape):
-        raise Mistake("ps2.mhsa.weights_not_per_head", f"{where}: weights of shape {tuple(weights.shape)}, expected {tuple(ref_weights.shape)}")
+        raise Mistake(
+            "ps2.mhsa.weights_not_per_head",
+            f"{where}: weights of shape {tuple(weights.shape)}, expected {tuple(ref_weights.shape)}",
+        )
     if not close(weights, ref_weights, rtol=1e-7, atol=1e-9):
-        raise Mistake("ps2.mhsa.weights_wrong", f"{where}: largest difference {(weights - ref_weights).abs().max().item():.3g}")
+        raise Mistake(
+            "ps2.mhsa.weights_wrong", f"{where}: largest difference {(weights - ref_weights).abs().max().item():.3g}"
+        )
 
 
 def _compare_with_vitkit(student_cls, dim: int = 12, heads: int = 2) -> None:
@@ -240,7 +284,9 @@ def check_parameter_count(student_fn) -> None:
         except (TypeError, ValueError):
             whole = False
         if not whole:
-            raise Mistake("ps2.params.wrong", f"mhsa_parameter_count({d}, {h}, bias={b}) returned {got!r}, not a whole number")
+            raise Mistake(
+                "ps2.params.wrong", f"mhsa_parameter_count({d}, {h}, bias={b}) returned {got!r}, not a whole number"
+            )
         got = int(got)
         if got == expected:
             continue
@@ -254,18 +300,35 @@ def check_parameter_count(student_fn) -> None:
 
 def check_output_shape(student_fn) -> None:
     """The student's ``attention_output_shape(query_shape, key_shape, value_shape)``: (n_q, d_v) or ValueError."""
-    valid = [((3, 4), (3, 4), (3, 4), (3, 4)), ((5, 8), (5, 8), (5, 2), (5, 2)),
-             ((1, 16), (197, 16), (197, 16), (1, 16)), ((2, 6), (7, 6), (7, 3), (2, 3))]
+    valid = [
+        ((3, 4), (3, 4), (3, 4), (3, 4)),
+        ((5, 8), (5, 8), (5, 2), (5, 2)),
+        ((1, 16), (197, 16), (197, 16), (1, 16)),
+        ((2, 6), (7, 6), (7, 3), (2, 3)),
+    ]
     for q, k, v, expected in valid:
         try:
             got = student_fn(q, k, v)
         except ValueError as err:
-            code = "ps2.shapes.value_dim_rejected" if v[1] != k[1] else "ps2.shapes.query_count_rejected" if q[0] != k[0] else "ps2.shapes.output_wrong"
+            code = (
+                "ps2.shapes.value_dim_rejected"
+                if v[1] != k[1]
+                else "ps2.shapes.query_count_rejected"
+                if q[0] != k[0]
+                else "ps2.shapes.output_wrong"
+            )
             raise Mistake(code, f"attention_output_shape({q}, {k}, {v}) raised ValueError: {err}") from None
         if tuple(int(s) for s in got) != expected:
-            raise Mistake("ps2.shapes.output_wrong", f"attention_output_shape({q}, {k}, {v}) returned {tuple(got)}, expected {expected}")
-    invalid = [((3, 4), (3, 5), (3, 4), "ps2.shapes.query_key_mismatch_accepted"), ((4, 8), (4, 6), (4, 6), "ps2.shapes.query_key_mismatch_accepted"),
-               ((3, 4), (3, 4), (5, 4), "ps2.shapes.key_value_count_accepted"), ((2, 4), (6, 4), (3, 2), "ps2.shapes.key_value_count_accepted")]
+            raise Mistake(
+                "ps2.shapes.output_wrong",
+                f"attention_output_shape({q}, {k}, {v}) returned {tuple(got)}, expected {expected}",
+            )
+    invalid = [
+        ((3, 4), (3, 5), (3, 4), "ps2.shapes.query_key_mismatch_accepted"),
+        ((4, 8), (4, 6), (4, 6), "ps2.shapes.query_key_mismatch_accepted"),
+        ((3, 4), (3, 4), (5, 4), "ps2.shapes.key_value_count_accepted"),
+        ((2, 4), (6, 4), (3, 2), "ps2.shapes.key_value_count_accepted"),
+    ]
     for q, k, v, code in invalid:
         try:
             got = student_fn(q, k, v)

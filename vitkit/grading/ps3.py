@@ -11,8 +11,6 @@ captured when this module is imported, which the notebook's first cell does befo
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -94,23 +92,37 @@ def check_patchify(student_fn, thorough: bool = False) -> None:
         where = f"images of shape {(B, C, H, W)}, patch size {p}"
         expected = _patchify_ref(x, p)
         if tuple(got.shape) != tuple(expected.shape):
-            raise Mistake("ps3.patchify.wrong_shape", f"{where}: got {tuple(got.shape)}, expected {tuple(expected.shape)}")
+            raise Mistake(
+                "ps3.patchify.wrong_shape", f"{where}: got {tuple(got.shape)}, expected {tuple(expected.shape)}"
+            )
         if not close(got, expected):
             wrong = _match(got, _patchify_variants(x, p))
-            raise Mistake(f"ps3.patchify.{wrong}" if wrong else "ps3.patchify.not_close", where if wrong else f"{where}: {_worst(got, expected)}")
+            raise Mistake(
+                f"ps3.patchify.{wrong}" if wrong else "ps3.patchify.not_close",
+                where if wrong else f"{where}: {_worst(got, expected)}",
+            )
         patches = (H // p) * (W // p)
         if thorough and patches >= 16 and counter.count > patches // 2:
-            raise Mistake("ps3.patchify.python_loop", f"{where}: {counter.count} tensor operations for {patches} patches")
+            raise Mistake(
+                "ps3.patchify.python_loop", f"{where}: {counter.count} tensor operations for {patches} patches"
+            )
     if thorough:
         try:
             student_fn(_images(1, 3, 10, 10, seed=9), 4)
         except ValueError:
             pass
-        except Exception as err:  # reshape's own RuntimeError ("shape ... is invalid") is not the check the question asks for
-            raise Mistake("ps3.patchify.no_divisibility_check",
-                          f"patchify of a 10×10 image with patch size 4 raised {type(err).__name__} from inside torch, not ValueError") from None
+        except (
+            Exception
+        ) as err:  # reshape's own RuntimeError ("shape ... is invalid") is not the check the question asks for
+            raise Mistake(
+                "ps3.patchify.no_divisibility_check",
+                f"patchify of a 10×10 image with patch size 4 raised {type(err).__name__} from inside torch, not ValueError",
+            ) from None
         else:
-            raise Mistake("ps3.patchify.no_divisibility_check", "patchify of a 10×10 image with patch size 4 did not raise ValueError")
+            raise Mistake(
+                "ps3.patchify.no_divisibility_check",
+                "patchify of a 10×10 image with patch size 4 did not raise ValueError",
+            )
     print("patchify cuts images into patches in (p1 p2 c) order, row by row.")
 
 
@@ -124,7 +136,9 @@ def check_token_count(student_fn) -> None:
         try:
             n, d = (int(v) for v in got)
         except (TypeError, ValueError):
-            raise Mistake("ps3.tokens.wrong", f"count_tokens({H}, {W}, {C}, {P}) returned {got!r}, not two numbers") from None
+            raise Mistake(
+                "ps3.tokens.wrong", f"count_tokens({H}, {W}, {C}, {P}) returned {got!r}, not two numbers"
+            ) from None
         n_ok, d_ok = (H // P) * (W // P), P * P * C
         call = f"count_tokens({H}, {W}, {C}, {P}) returned ({n}, {d}), expected ({n_ok}, {d_ok})"
         if d != d_ok:
@@ -180,7 +194,9 @@ def check_patch_embedding(student_cls, thorough: bool = False) -> None:
                 raise Mistake("ps3.embed.transposed", f"{where}: got {tuple(got.shape)}")
             raise Mistake("ps3.embed.wrong_shape", f"{where}: got {tuple(got.shape)}, expected {tuple(expected.shape)}")
         if not close(got, expected, rtol=1e-4, atol=1e-4):
-            variants = {k: _linear(v, weight, bias) for k, v in _patchify_variants(x, p).items() if k != "grid_column_major"}
+            variants = {
+                k: _linear(v, weight, bias) for k, v in _patchify_variants(x, p).items() if k != "grid_column_major"
+            }
             if _match(got, variants, dict(rtol=1e-4, atol=1e-4)):
                 raise Mistake("ps3.embed.patch_order", where)
             raise Mistake("ps3.embed.not_close", f"{where}: {_worst(got, expected)}")
@@ -218,7 +234,10 @@ def check_conv_equivalence(student_fn) -> None:
             "kernel_transposed": _conv2d(x, w.permute(0, 3, 2, 1), bias, stride=p).flatten(2).transpose(1, 2),
         }
         wrong = _match(got.to(torch.float32), variants, dict(rtol=1e-4, atol=1e-4))
-        raise Mistake(f"ps3.conv.{wrong}" if wrong else "ps3.conv.not_close", where if wrong else f"{where}: {_worst(got, expected)}")
+        raise Mistake(
+            f"ps3.conv.{wrong}" if wrong else "ps3.conv.not_close",
+            where if wrong else f"{where}: {_worst(got, expected)}",
+        )
     print("The strided convolution computes exactly the linear patch embedding.")
 
 
@@ -240,7 +259,13 @@ def check_prepend_cls(student_fn) -> None:
         expected = _cat([cls.expand(B, 1, D), tokens], dim=1)
         if tuple(got.shape) != tuple(expected.shape):
             if tuple(got.shape) == (B, N, D):
-                code = "ps3.cls.replaced_first" if close(got[:, 0], cls.expand(B, 1, D)[:, 0]) else "ps3.cls.added_to_tokens" if close(got, tokens + cls) else "ps3.cls.wrong_shape"
+                code = (
+                    "ps3.cls.replaced_first"
+                    if close(got[:, 0], cls.expand(B, 1, D)[:, 0])
+                    else "ps3.cls.added_to_tokens"
+                    if close(got, tokens + cls)
+                    else "ps3.cls.wrong_shape"
+                )
             else:
                 code = "ps3.cls.wrong_shape"
             raise Mistake(code, f"{where}: got {tuple(got.shape)}, expected {tuple(expected.shape)}")
@@ -261,6 +286,7 @@ def _sincos_variants(h: int, w: int, dim: int) -> dict:
     rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     k = torch.arange(dim // 4, dtype=torch.float64)
     omega = 1.0 / 10000 ** (k / (dim // 4))
+
     def interleaved(pos):
         out = pos.reshape(-1, 1).double() * omega
         return torch.stack([out.sin(), out.cos()], dim=-1).reshape(out.shape[0], -1)  # sin ω₀, cos ω₀, sin ω₁, ...
@@ -269,9 +295,15 @@ def _sincos_variants(h: int, w: int, dim: int) -> dict:
         "sin_cos_interleaved": _cat([interleaved(rows), interleaved(cols)], dim=1),
         "rows_cols_swapped": _cat(half(cols, omega) + half(rows, omega), dim=1),
         "sin_cos_swapped": _cat(half(rows, omega, False) + half(cols, omega, False), dim=1),
-        "frequencies_wrong": _cat(half(rows, 1.0 / 10000 ** (k / (dim // 2))) + half(cols, 1.0 / 10000 ** (k / (dim // 2))), dim=1),
-        "frequencies_wrong_dim": _cat(half(rows, 1.0 / 10000 ** (k / dim)) + half(cols, 1.0 / 10000 ** (k / dim)), dim=1),
-        "one_dimensional": _cat(half(torch.arange(h * w), 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim // 2))), dim=1),
+        "frequencies_wrong": _cat(
+            half(rows, 1.0 / 10000 ** (k / (dim // 2))) + half(cols, 1.0 / 10000 ** (k / (dim // 2))), dim=1
+        ),
+        "frequencies_wrong_dim": _cat(
+            half(rows, 1.0 / 10000 ** (k / dim)) + half(cols, 1.0 / 10000 ** (k / dim)), dim=1
+        ),
+        "one_dimensional": _cat(
+            half(torch.arange(h * w), 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim // 2))), dim=1
+        ),
     }
 
 
@@ -282,11 +314,15 @@ def check_sincos(student_fn) -> None:
         expected = _sincos_ref((h, w), dim).double()
         where = f"grid {h}×{w}, dim {dim}"
         if tuple(got.shape) != tuple(expected.shape):
-            raise Mistake("ps3.sincos.wrong_shape", f"{where}: got {tuple(got.shape)}, expected {tuple(expected.shape)}")
+            raise Mistake(
+                "ps3.sincos.wrong_shape", f"{where}: got {tuple(got.shape)}, expected {tuple(expected.shape)}"
+            )
         if not close(got, expected, rtol=1e-4, atol=1e-5):
             wrong = _match(got, _sincos_variants(h, w, dim), dict(rtol=1e-4, atol=1e-5))
             if wrong:
-                raise Mistake("ps3.sincos." + ("frequencies_wrong" if wrong.startswith("frequencies") else wrong), where)
+                raise Mistake(
+                    "ps3.sincos." + ("frequencies_wrong" if wrong.startswith("frequencies") else wrong), where
+                )
             raise Mistake("ps3.sincos.not_close", f"{where}: {_worst(got, expected)}")
     print("2-D sin-cos position embeddings match.")
 
@@ -326,7 +362,9 @@ def check_embed_image(student_fn) -> None:
         expected = with_cls + pos
         where = f"images {(B, C, H, W)}, {p}×{p} patches, D={D}"
         if tuple(got.shape) != tuple(expected.shape):
-            raise Mistake("ps3.pos_embed.wrong_shape", f"{where}: got {tuple(got.shape)}, expected {tuple(expected.shape)}")
+            raise Mistake(
+                "ps3.pos_embed.wrong_shape", f"{where}: got {tuple(got.shape)}, expected {tuple(expected.shape)}"
+            )
         if close(got, expected, rtol=1e-4, atol=1e-4):
             continue
         variants = {
@@ -363,17 +401,22 @@ def check_pad_or_truncate(student_fn) -> None:
         expected[:, :keep] = tokens[:, :keep].double()
         expected_mask = torch.arange(length).expand(B, length) < keep
         if tuple(got.shape) != (B, length, D) or tuple(mask.shape) != (B, length):
-            raise Mistake("ps3.pad.wrong_shape", f"{where}: tokens {tuple(got.shape)}, mask {tuple(mask.shape)}; expected {(B, length, D)} and {(B, length)}")
+            raise Mistake(
+                "ps3.pad.wrong_shape",
+                f"{where}: tokens {tuple(got.shape)}, mask {tuple(mask.shape)}; expected {(B, length, D)} and {(B, length)}",
+            )
         if not close(got, expected):
             front = torch.zeros_like(expected)
-            front[:, length - keep:] = tokens[:, :keep].double()
-            last = tokens[:, N - keep:].double()
+            front[:, length - keep :] = tokens[:, :keep].double()
+            last = tokens[:, N - keep :].double()
             if N < length and close(got, front):
                 raise Mistake("ps3.pad.front", where)
             if N > length and close(got, last):
                 raise Mistake("ps3.pad.kept_last", where)
             if N < length and close(got[:, :keep], expected[:, :keep]):
-                raise Mistake("ps3.pad.nonzero_padding", f"{where}: padding values {got[0, keep:].flatten()[:3].tolist()}...")
+                raise Mistake(
+                    "ps3.pad.nonzero_padding", f"{where}: padding values {got[0, keep:].flatten()[:3].tolist()}..."
+                )
             raise Mistake("ps3.pad.not_close", f"{where}: {_worst(got, expected)}")
         if not bool((mask == expected_mask).all()):
             code = "ps3.pad.mask_inverted" if bool((mask == ~expected_mask).all()) else "ps3.pad.not_close"

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitkit.grading import Mistake, as_tensor, close, seal, uses
-from vitkit.vit import Block as _ReferenceBlock, Mlp as _ReferenceMLP
+from vitkit.vit import Block as _ReferenceBlock
+from vitkit.vit import Mlp as _ReferenceMLP
 
 # Captured before any student code runs in this process.
 _linear = F.linear
@@ -85,8 +86,12 @@ def _vit_weights(cfg: dict, g) -> dict:
     dim, p, c = cfg["dim"], cfg["patch_size"], cfg["in_chans"]
     n = (cfg["img_size"] // p) ** 2
     hidden = int(dim * cfg["mlp_ratio"])
-    sd = {"patch_embed.proj.weight": _rand((dim, c, p, p), g, 1 / math.sqrt(c * p * p)), "patch_embed.proj.bias": _rand((dim,), g, 0.1),
-          "cls_token": _rand((1, 1, dim), g), "pos_embed": _rand((1, 1 + n, dim), g)}
+    sd = {
+        "patch_embed.proj.weight": _rand((dim, c, p, p), g, 1 / math.sqrt(c * p * p)),
+        "patch_embed.proj.bias": _rand((dim,), g, 0.1),
+        "cls_token": _rand((1, 1, dim), g),
+        "pos_embed": _rand((1, 1 + n, dim), g),
+    }
     for i in range(cfg["depth"]):
         sd.update(_block_weights(dim, hidden, g, f"blocks.{i}."))
     _norm_weights(sd, "norm", dim, g)
@@ -111,10 +116,16 @@ def _mlp(x, sd, prefix="", variant="correct"):
 def _attn(x, sd, prefix, num_heads):
     B, N, D = x.shape
     hd = D // num_heads
-    qkv = _linear(x, sd[f"{prefix}qkv.weight"], sd[f"{prefix}qkv.bias"]).reshape(B, N, 3, num_heads, hd).permute(2, 0, 3, 1, 4)
+    qkv = (
+        _linear(x, sd[f"{prefix}qkv.weight"], sd[f"{prefix}qkv.bias"])
+        .reshape(B, N, 3, num_heads, hd)
+        .permute(2, 0, 3, 1, 4)
+    )
     q, k, v = qkv[0], qkv[1], qkv[2]  # (B, H, N, hd)
     weights = _softmax(_matmul(q, k.transpose(-2, -1)) * hd**-0.5, dim=-1)
-    return _linear(_matmul(weights, v).transpose(1, 2).reshape(B, N, D), sd[f"{prefix}proj.weight"], sd[f"{prefix}proj.bias"])
+    return _linear(
+        _matmul(weights, v).transpose(1, 2).reshape(B, N, D), sd[f"{prefix}proj.weight"], sd[f"{prefix}proj.bias"]
+    )
 
 
 def _block(x, sd, num_heads, prefix="", variant="correct"):
@@ -159,9 +170,19 @@ def _block(x, sd, num_heads, prefix="", variant="correct"):
     return x + mlp(n2(x))
 
 
-_BLOCK_VARIANTS = {"residual_normalised": "residual_normalised", "post_norm": "post_norm", "no_residual_attn": "no_residual", "no_residual_mlp": "no_residual",
-                   "no_residual_both": "no_residual", "no_norm": "no_norm", "norm1_twice": "norm_swapped",
-                   "norm2_twice": "norm_swapped", "norms_swapped": "norm_swapped", "mlp_first": "mlp_first", "parallel": "parallel"}
+_BLOCK_VARIANTS = {
+    "residual_normalised": "residual_normalised",
+    "post_norm": "post_norm",
+    "no_residual_attn": "no_residual",
+    "no_residual_mlp": "no_residual",
+    "no_residual_both": "no_residual",
+    "no_norm": "no_norm",
+    "norm1_twice": "norm_swapped",
+    "norm2_twice": "norm_swapped",
+    "norms_swapped": "norm_swapped",
+    "mlp_first": "mlp_first",
+    "parallel": "parallel",
+}
 
 
 def _embed(images, sd, variant="correct"):
@@ -185,8 +206,13 @@ def _embed(images, sd, variant="correct"):
     return _cat([cls, tokens], 1) + pos
 
 
-_EMBED_VARIANTS = {"cls_appended": "cls_appended", "cls_appended_pos_first": "cls_appended", "cls_no_pos": "pos_embed_wrong_tokens",
-                   "pos_shifted": "pos_embed_wrong_tokens", "no_pos_embed": "no_pos_embed"}
+_EMBED_VARIANTS = {
+    "cls_appended": "cls_appended",
+    "cls_appended_pos_first": "cls_appended",
+    "cls_no_pos": "pos_embed_wrong_tokens",
+    "pos_shifted": "pos_embed_wrong_tokens",
+    "no_pos_embed": "no_pos_embed",
+}
 
 
 def _vit(images, sd, num_heads, depth, variant="correct", embed_variant="correct"):
@@ -211,8 +237,14 @@ def _vit(images, sd, num_heads, depth, variant="correct", embed_variant="correct
     return _linear(pooled, sd["head.weight"], sd["head.bias"])
 
 
-_VIT_VARIANTS = {"no_final_norm": "no_final_norm", "mean_pool": "mean_pool", "mean_pool_patches": "mean_pool", "last_token": "wrong_token_classified",
-                 "first_block_only": "blocks_skipped", "last_block_only": "blocks_skipped"}
+_VIT_VARIANTS = {
+    "no_final_norm": "no_final_norm",
+    "mean_pool": "mean_pool",
+    "mean_pool_patches": "mean_pool",
+    "last_token": "wrong_token_classified",
+    "first_block_only": "blocks_skipped",
+    "last_block_only": "blocks_skipped",
+}
 
 
 # ----------------------------------------------------------------------------- loading weights into the student's modules
@@ -223,7 +255,10 @@ def _load(module: nn.Module, sd: dict, code: str, what: str) -> None:
     own = _state_dict(module)
     missing, extra = sorted(set(sd) - set(own)), sorted(set(own) - set(sd))
     if missing or extra:
-        raise Mistake(code, f"{what}: missing {missing[:6]}{' ...' if len(missing) > 6 else ''}, unexpected {extra[:6]}{' ...' if len(extra) > 6 else ''}")
+        raise Mistake(
+            code,
+            f"{what}: missing {missing[:6]}{' ...' if len(missing) > 6 else ''}, unexpected {extra[:6]}{' ...' if len(extra) > 6 else ''}",
+        )
     for key, value in sd.items():
         if tuple(own[key].shape) != tuple(value.shape):
             shape_code = "ps4.vit.cls_shape" if key in ("cls_token", "pos_embed") else code
@@ -293,8 +328,16 @@ _OTHER = dict(img_size=12, patch_size=6, in_chans=1, num_classes=3, dim=12, dept
 
 
 def _build(student_cls, cfg):
-    return student_cls(img_size=cfg["img_size"], patch_size=cfg["patch_size"], in_chans=cfg["in_chans"], num_classes=cfg["num_classes"],
-                       dim=cfg["dim"], depth=cfg["depth"], num_heads=cfg["num_heads"], mlp_ratio=cfg["mlp_ratio"])
+    return student_cls(
+        img_size=cfg["img_size"],
+        patch_size=cfg["patch_size"],
+        in_chans=cfg["in_chans"],
+        num_classes=cfg["num_classes"],
+        dim=cfg["dim"],
+        depth=cfg["depth"],
+        num_heads=cfg["num_heads"],
+        mlp_ratio=cfg["mlp_ratio"],
+    )
 
 
 def _check_vit_case(student_cls, cfg, seed, B=2) -> None:
@@ -314,17 +357,25 @@ def _check_vit_case(student_cls, cfg, seed, B=2) -> None:
     if tokens.shape[:2] == (B, n):
         raise Mistake("ps4.vit.no_cls", f"embed gave shape {tuple(tokens.shape)}: {n} patch tokens and no CLS token")
     if tuple(tokens.shape) != (B, 1 + n, cfg["dim"]):
-        raise Mistake("ps4.vit.wrong_shape", f"embed gave shape {tuple(tokens.shape)}, expected {(B, 1 + n, cfg['dim'])}")
+        raise Mistake(
+            "ps4.vit.wrong_shape", f"embed gave shape {tuple(tokens.shape)}, expected {(B, 1 + n, cfg['dim'])}"
+        )
     ref = _embed(images, sd)
     if not close(tokens, ref, **TOL):
         for variant, name in _EMBED_VARIANTS.items():
             if close(tokens, _embed(images, sd, variant), **TOL):
                 raise Mistake(f"ps4.vit.{name}", f"{where}, embed")
         if not close(tokens[:, 1:], ref[:, 1:], **TOL) and close(tokens[:, :1], ref[:, :1], **TOL):
-            raise Mistake("ps4.vit.patches_wrong", f"{where}, embed: the patch tokens differ ({_diff(tokens[:, 1:], ref[:, 1:])})")
+            raise Mistake(
+                "ps4.vit.patches_wrong", f"{where}, embed: the patch tokens differ ({_diff(tokens[:, 1:], ref[:, 1:])})"
+            )
         if not close(tokens[:, :1], ref[:, :1], **TOL):
             first = tokens[:, 0]
-            code = "ps4.vit.cls_not_shared" if not close(first, first[:1].expand_as(first), **TOL) else "ps4.vit.pos_embed_wrong_tokens"
+            code = (
+                "ps4.vit.cls_not_shared"
+                if not close(first, first[:1].expand_as(first), **TOL)
+                else "ps4.vit.pos_embed_wrong_tokens"
+            )
             raise Mistake(code, f"{where}, embed: token 0 is not cls_token + pos_embed[:, 0]")
         raise Mistake("ps4.vit.not_close", f"{where}, embed: {_diff(tokens, ref)}")
     logits = _run(model, images, "ps4.vit.wrong_shape", (B, cfg["num_classes"]), where)
@@ -361,12 +412,20 @@ def check_vit_hidden(student_cls) -> None:
     for name, norm in reference.named_modules():
         if isinstance(norm, nn.LayerNorm) and isinstance(theirs_by_name.get(name), nn.LayerNorm):
             norm.eps = theirs_by_name[name].eps
-    _load(reference, {k: v.double() for k, v in _state_dict(model).items()}, "ps4.vit.names", "vitkit's ViT reading your state_dict")
+    _load(
+        reference,
+        {k: v.double() for k, v in _state_dict(model).items()},
+        "ps4.vit.names",
+        "vitkit's ViT reading your state_dict",
+    )
     images = _rand((2, 3, 16, 16), _gen(422))
     ours = _run(reference, images, "ps4.vit.wrong_shape", (2, _SMALL["num_classes"]), "vitkit's ViT")
     theirs = _run(model, images, "ps4.vit.wrong_shape", (2, _SMALL["num_classes"]), "your VisionTransformer")
     if not close(theirs, ours, **TOL):
-        raise Mistake("ps4.vit.not_close", f"your own weights in vitkit's ViT give other logits than your model: {_diff(theirs, ours)}")
+        raise Mistake(
+            "ps4.vit.not_close",
+            f"your own weights in vitkit's ViT give other logits than your model: {_diff(theirs, ours)}",
+        )
     print("VisionTransformer: vitkit's ViT with your weights computes what your model computes.")
 
 
@@ -376,7 +435,12 @@ def check_vit_names(student_cls) -> None:
     from vitkit.vit import ViT, ViTConfig
 
     model, reference = _build(student_cls, _SMALL), ViT(ViTConfig(**_SMALL))
-    _load(model, {k: v.double() for k, v in _state_dict(reference).items()}, "ps4.vit.names", "parameter names differ from timm's")
+    _load(
+        model,
+        {k: v.double() for k, v in _state_dict(reference).items()},
+        "ps4.vit.names",
+        "parameter names differ from timm's",
+    )
     print("VisionTransformer: timm's parameter names, the shapes of vitkit's ViT.")
 
 
@@ -386,7 +450,9 @@ VIT_B16 = 86_567_656
 @uses(Block=_ReferenceBlock)
 def check_vit_base_count(student_cls) -> None:
     """The student's ``VisionTransformer`` at ViT-B/16's settings has 86,567,656 parameters (built on the meta device: no memory)."""
-    cfg = dict(img_size=224, patch_size=16, in_chans=3, num_classes=1000, dim=768, depth=12, num_heads=12, mlp_ratio=4.0)
+    cfg = dict(
+        img_size=224, patch_size=16, in_chans=3, num_classes=1000, dim=768, depth=12, num_heads=12, mlp_ratio=4.0
+    )
     with torch.device("meta"):
         model = _build(student_cls, cfg)
     count = sum(p.numel() for p in _parameters(model))
@@ -415,14 +481,27 @@ def _count(img_size, patch_size, in_chans, num_classes, dim, depth, mlp_ratio, l
 
 
 # (forgetting the CLS token shows as −dim, its token and position together as −2·dim: checked after these)
-_COUNT_MISTAKES = {("pos",): "no_pos_embed", ("bias",): "no_bias", ("norms",): "no_norms", ("final_norm",): "no_final_norm",
-                   ("head",): "no_head", ("mlp_ratio",): "mlp_ratio", ("patch_embed",): "patch_embed", ("attention",): "attention"}
+_COUNT_MISTAKES = {
+    ("pos",): "no_pos_embed",
+    ("bias",): "no_bias",
+    ("norms",): "no_norms",
+    ("final_norm",): "no_final_norm",
+    ("head",): "no_head",
+    ("mlp_ratio",): "mlp_ratio",
+    ("patch_embed",): "patch_embed",
+    ("attention",): "attention",
+}
 
 
 def check_parameter_count(student_fn) -> None:
     """The student's ``vit_parameter_count(img_size, patch_size, in_chans, num_classes, dim, depth, mlp_ratio)``."""
-    cases = [(224, 16, 3, 1000, 768, 12, 4.0), (28, 7, 1, 10, 64, 2, 2.0), (32, 4, 3, 100, 192, 6, 2.0), (224, 16, 3, 1000, 192, 12, 4.0),
-             (64, 8, 3, 7, 48, 3, 3.0)]
+    cases = [
+        (224, 16, 3, 1000, 768, 12, 4.0),
+        (28, 7, 1, 10, 64, 2, 2.0),
+        (32, 4, 3, 100, 192, 6, 2.0),
+        (224, 16, 3, 1000, 192, 12, 4.0),
+        (64, 8, 3, 7, 48, 3, 3.0),
+    ]
     for case in cases:
         expected = _count(*case)
         got = student_fn(*case)
@@ -473,7 +552,9 @@ def check_train_step(student_fn) -> None:
         if abs(got - softmax_loss.item()) < 1e-6 and abs(got - expected_loss.item()) > 1e-6:
             raise Mistake("ps4.train_step.softmax_before_loss", where)
         if abs(got - expected_loss.item()) > 1e-6 * max(1.0, abs(expected_loss.item())):
-            raise Mistake("ps4.train_step.loss_wrong", f"{where}: returned {got:.6g}, expected {expected_loss.item():.6g}")
+            raise Mistake(
+                "ps4.train_step.loss_wrong", f"{where}: returned {got:.6g}, expected {expected_loss.item():.6g}"
+            )
         params, ref_params = list(_parameters(model)), list(_parameters(reference))
         if step == 0 and all(close(p.detach(), s) for p, s in zip(params, start)):
             raise Mistake("ps4.train_step.no_step", where)
@@ -486,10 +567,15 @@ def check_training(losses) -> None:
     """The training run's losses (one per step) fell: the last 10 steps' mean loss well below the first 10's."""
     losses = as_tensor(losses, "losses").flatten()
     if len(losses) < 20:
-        raise Mistake("ps4.training.loss_did_not_fall", f"only {len(losses)} losses were recorded; run the training cell above")
+        raise Mistake(
+            "ps4.training.loss_did_not_fall", f"only {len(losses)} losses were recorded; run the training cell above"
+        )
     first, last = losses[:10].mean().item(), losses[-10:].mean().item()
     if not (last < 0.8 * first and last < math.log(10)):
-        raise Mistake("ps4.training.loss_did_not_fall", f"mean loss of the first 10 steps {first:.3f}, of the last 10 steps {last:.3f}")
+        raise Mistake(
+            "ps4.training.loss_did_not_fall",
+            f"mean loss of the first 10 steps {first:.3f}, of the last 10 steps {last:.3f}",
+        )
     print(f"The loss fell from {first:.3f} to {last:.3f}.")
 
 

@@ -8,13 +8,11 @@ with functions captured when this module is imported.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitkit.grading import Mistake, as_tensor, close, position_grid_check, seal
+from vitkit.grading import Mistake, close, position_grid_check, seal
 
 _interpolate = F.interpolate
 _cat = torch.cat
@@ -34,7 +32,11 @@ def _small_vit(num_classes=7, seed=500):
     from vitkit.vit import ViT, ViTConfig
 
     torch.manual_seed(seed)
-    model = ViT(ViTConfig(img_size=14, patch_size=7, in_chans=1, num_classes=num_classes, dim=24, depth=2, num_heads=3, mlp_ratio=2.0))
+    model = ViT(
+        ViTConfig(
+            img_size=14, patch_size=7, in_chans=1, num_classes=num_classes, dim=24, depth=2, num_heads=3, mlp_ratio=2.0
+        )
+    )
     g = _Generator().manual_seed(seed)
     with torch.no_grad():
         for _, p in _named_parameters(model):
@@ -61,9 +63,15 @@ def check_new_head(student_fn) -> None:
         if head is old_head or (head.out_features == 7 and num_classes != 7):
             raise Mistake("ps5.new_head.old_head_kept", where)
         if (head.in_features, head.out_features) != (24, num_classes):
-            raise Mistake("ps5.new_head.wrong_size", f"{where}: nn.Linear({head.in_features}, {head.out_features}), expected nn.Linear(24, {num_classes})")
+            raise Mistake(
+                "ps5.new_head.wrong_size",
+                f"{where}: nn.Linear({head.in_features}, {head.out_features}), expected nn.Linear(24, {num_classes})",
+            )
         if not close(head.weight.detach(), torch.zeros_like(head.weight), 0, 0):
-            raise Mistake("ps5.new_head.not_zero_init", f"{where}: the largest weight is {head.weight.detach().abs().max().item():.3g}")
+            raise Mistake(
+                "ps5.new_head.not_zero_init",
+                f"{where}: the largest weight is {head.weight.detach().abs().max().item():.3g}",
+            )
         if head.bias is None or not close(head.bias.detach(), torch.zeros_like(head.bias), 0, 0):
             raise Mistake("ps5.new_head.bias_not_zero", where)
         if not all(p.requires_grad for p in head.parameters()):
@@ -89,7 +97,11 @@ def check_linear_probe(student_fn) -> None:
     if trainable == {name for name, _ in _named_parameters(result)}:
         raise Mistake("ps5.linear_probe.nothing_frozen", f"all {len(trainable)} parameter tensors are trainable")
     if extra:
-        code = "ps5.linear_probe.embeddings_trainable" if any(n in ("cls_token", "pos_embed") or n.startswith("patch_embed.") for n in extra) else "ps5.linear_probe.body_trainable"
+        code = (
+            "ps5.linear_probe.embeddings_trainable"
+            if any(n in ("cls_token", "pos_embed") or n.startswith("patch_embed.") for n in extra)
+            else "ps5.linear_probe.body_trainable"
+        )
         raise Mistake(code, f"still trainable: {extra[:6]}{' ...' if len(extra) > 6 else ''}")
     print("linear_probe: only model.head learns.")
 
@@ -108,8 +120,10 @@ def check_pretraining_pays_off(pretrained_accuracy: float, scratch_accuracy: flo
     pretrained_accuracy, scratch_accuracy = float(pretrained_accuracy), float(scratch_accuracy)
     if not pretrained_accuracy >= scratch_accuracy + margin:
         raise Mistake("ps5.gain.no_gain", f"pre-trained {pretrained_accuracy:.1%}, from scratch {scratch_accuracy:.1%}")
-    print(f"Pre-training pays off: {pretrained_accuracy:.1%} against {scratch_accuracy:.1%} from scratch "
-          f"(+{100 * (pretrained_accuracy - scratch_accuracy):.1f} points).")
+    print(
+        f"Pre-training pays off: {pretrained_accuracy:.1%} against {scratch_accuracy:.1%} from scratch "
+        f"(+{100 * (pretrained_accuracy - scratch_accuracy):.1f} points)."
+    )
 
 
 seal(__name__)
