@@ -309,20 +309,7 @@ def test_an_unreachable_python_is_refused_up_front_and_never_recorded_as_zero(tm
 def test_an_interrupted_batch_resumes_with_what_is_left_and_ends_with_the_same_grades(tmp_path):
     students = {f"s{i}": (ANSWERS if i % 2 else {"add": builders.ADD}) for i in range(6)}
     course = make_class(tmp_path / "course", students)
-    cmd = [
-        sys.executable,
-        "-m",
-        "vitkit.cli",
-        "course",
-        "--root",
-        course.root,
-        "autograde",
-        "fx",
-        "--timeout",
-        "20",
-        "--memory",
-        "2",
-    ]
+    cmd = autograde_cli(course)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     deadline = time.time() + 300

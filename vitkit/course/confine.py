@@ -243,6 +243,43 @@ class Kernel:
     uid: int | None = None  # the throwaway uid (root only)
     command: list[str] = field(default_factory=list)  # what runs confined; default: the ipykernel launcher
 
+    @classmethod
+    def prepare(
+        cls,
+        work: Path,
+        level: str,
+        course_root: str,
+        address_space: int,
+        uid: int | None = None,
+        command: list[str] | None = None,
+    ) -> "Kernel":
+        """Lay out one task's folder ``work``: ``grader/`` (0700, the grader's alone) and ``kernel/`` (the kernel's own,
+        owned by ``uid`` as root), with the launcher and kernel spec written; ``work`` itself 0711."""
+        grader, home = work / "grader", work / "kernel"
+        for sub in ("cwd", "tmp", ".ipython", ".cache"):
+            (home / sub).mkdir(parents=True, exist_ok=True)
+        for sub in ("home", "runtime"):
+            (grader / sub).mkdir(parents=True, exist_ok=True)
+        kernel = cls(
+            level,
+            home=home,
+            grader=grader,
+            hide=hidden_folders(course_root, level),
+            address_space=address_space,
+            uid=uid,
+            command=command or [],
+        )
+        kernel.write()
+        os.chmod(grader, 0o700)
+        os.chmod(work, 0o711)
+        if uid is not None:
+            for dirpath, _, filenames in os.walk(home):
+                os.chown(dirpath, uid, uid)
+                for f in filenames:
+                    os.chown(os.path.join(dirpath, f), uid, uid)
+        os.chmod(home, 0o700)
+        return kernel
+
     @property
     def spec_dir(self) -> Path:
         return self.grader / "jupyter" / "kernels" / "vitkit-sandbox"

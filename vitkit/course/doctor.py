@@ -61,39 +61,19 @@ def _probe_kernel(course: Course, level: str, alloc_gb: float, limit_gb: float) 
     uid = confine.claim_uid() if level in ("uid+ns", "uid") else None
     clock = time.perf_counter()
     try:
-        grader, home = work / "grader", work / "kernel"
-        for sub in ("cwd", "tmp", ".ipython", ".cache"):
-            (home / sub).mkdir(parents=True)
-        grader.mkdir()
-        secret = grader / "gradebook.db"
+        secret = work / "grader" / "gradebook.db"
+        probe = [
+            sys.executable,
+            "-c",
+            _PROBE,
+            str(int(alloc_gb * 2**30)),
+            str(secret),
+            str(course.source),
+            str(course.gradebook),
+        ]
+        kernel = confine.Kernel.prepare(work, level, course.root, int(limit_gb * 2**30), uid, command=probe)
         secret.write_text("the grader's")
-        hidden = confine.hidden_folders(course.root, level)
-        kernel = confine.Kernel(
-            level,
-            home=home,
-            grader=grader,
-            hide=hidden,
-            address_space=int(limit_gb * 2**30),
-            uid=uid,
-            command=[
-                sys.executable,
-                "-c",
-                _PROBE,
-                str(int(alloc_gb * 2**30)),
-                str(secret),
-                str(course.source),
-                str(course.gradebook),
-            ],
-        )
-        kernel.write()
-        os.chmod(grader, 0o700)
-        os.chmod(work, 0o711)
-        if uid is not None:
-            for dirpath, _, filenames in os.walk(home):
-                os.chown(dirpath, uid, uid)
-                for f in filenames:
-                    os.chown(os.path.join(dirpath, f), uid, uid)
-        os.chmod(home, 0o700)
+        grader = kernel.grader
         conn = grader / "conn.json"
         conn.write_text("{}")
         proc = subprocess.run(

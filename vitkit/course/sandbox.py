@@ -207,27 +207,7 @@ def _grade(course: Course, student: str, ps: str, limits: Limits, template: byte
         (root / "nbgrader_config.py").write_text(
             config_text(str(root), int(limits.timeout), int(limits.output_mb * 2**20), ipc=str(home / "ipc"))
         )
-        for sub in ("cwd", "tmp", ".ipython", ".cache"):
-            (home / sub).mkdir(parents=True)
-        for sub in ("home", "runtime"):
-            (grader / sub).mkdir()
-        kernel = confine.Kernel(
-            level,
-            home=home,
-            grader=grader,
-            hide=confine.hidden_folders(course.root, level),
-            address_space=limits.address_space,
-            uid=uid,
-        )
-        kernel.write()
-        os.chmod(grader, 0o700)
-        os.chmod(work, 0o711)
-        if uid is not None:
-            for dirpath, _, filenames in os.walk(home):
-                os.chown(dirpath, uid, uid)
-                for f in filenames:
-                    os.chown(os.path.join(dirpath, f), uid, uid)
-        os.chmod(home, 0o700)
+        kernel = confine.Kernel.prepare(work, level, course.root, limits.address_space, uid)
         result.sandbox = confine.describe(level, uid, limits.memory_gb)
         venv_bin = str(Path(sys.executable).parent)
         env = {
