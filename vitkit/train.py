@@ -429,7 +429,7 @@ def _warmup_cosine(warmup_steps: int, total_steps: int):
 
 
 def _splits(data) -> tuple:
-    """(train, val or None, mean, std, augment default) from a Dataset or a bare Split."""
+    """(train, val or None, mean, std) from a Dataset, a (train, val) pair or a bare Split."""
     if isinstance(data, Dataset):
         return data.train, (data.val if len(data.val) else None), data.mean, data.std
     if isinstance(data, (tuple, list)) and len(data) == 2:
