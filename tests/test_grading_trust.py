@@ -146,21 +146,7 @@ def test_a_course_and_venv_inside_a_private_folder_grade_right_as_root(tmp_path)
     python = str(private / "venv" / "bin" / "python")
     env = dict(os.environ, PATH=f"{private}/venv/bin:{os.environ['PATH']}")
     out = subprocess.run(
-        prefix
-        + [
-            python,
-            "-m",
-            "vitkit.cli",
-            "course",
-            "--root",
-            course.root,
-            "autograde",
-            "fx",
-            "--timeout",
-            "20",
-            "--memory",
-            "2",
-        ],
+        prefix + autograde_cli(course, python=python),
         capture_output=True,
         text=True,
         env=env,
@@ -194,22 +180,10 @@ def public_interpreter(cmd: list[str]) -> list[str]:
     return ["unshare", "--mount", "sh", "-c", "; ".join(steps + ['exec "$@"']), "sh", *cmd]
 
 
-def autograde_cli(course: Course, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "vitkit.cli",
-        "course",
-        "--root",
-        course.root,
-        "autograde",
-        "fx",
-        "--timeout",
-        "20",
-        "--memory",
-        "2",
-        *extra,
-    ]
+def autograde_cli(course: Course, *extra: str, python: str = sys.executable) -> list[str]:
+    """``vitkit course autograde fx`` for ``course`` as a command line, run by ``python``."""
+    cli = ["-m", "vitkit.cli", "course", "--root", course.root, "autograde", "fx", "--timeout", "20", "--memory", "2"]
+    return [python, *cli, *extra]
 
 
 @needs_root
