@@ -234,3 +234,12 @@ def test_a_right_new_head_is_graded_on_the_notebooks_own_numbers(capsys):
     with pytest.raises(Mistake) as err:  # nothing written: no experiment of the student's to grade
         ps5.check_pretraining_pays_off(blank["fine_tune_pretrained"], {"from scratch": 0.5}, blank["new_head"])
     assert err.value.code == "not_written"
+
+
+def test_losses_returned_as_tensors_that_require_grad_are_graded_like_floats(capsys):
+    # a train_step that returns the loss tensor itself (not .item()): the question's float and a 0-d tensor are equal
+    weight = torch.ones(1, requires_grad=True)
+    losses = [(weight * (3.0 - 2.5 * step / 40)).sum() for step in range(40)]
+    assert all(loss.requires_grad for loss in losses)
+    ps4.check_training(losses)
+    assert "The loss fell from" in capsys.readouterr().out
