@@ -213,6 +213,12 @@ def check_multihead_attention_hidden(student_cls) -> None:
         student_cls(10, 3)
     except ValueError:
         pass
+    except Mistake:
+        raise
+    except Exception as err:  # an assert, or an error of another kind: named, not "other"
+        raise Mistake(
+            "ps2.mhsa.wrong_error", f"MultiHeadSelfAttention(10, 3) raised {type(err).__name__}: {err}"
+        ) from None
     else:
         raise Mistake("ps2.mhsa.no_divisibility_check", "MultiHeadSelfAttention(10, 3) did not raise ValueError")
     print("MultiHeadSelfAttention agrees with nn.MultiheadAttention and vitkit's Attention.")
@@ -334,6 +340,12 @@ def check_output_shape(student_fn) -> None:
             got = student_fn(q, k, v)
         except ValueError:
             continue
+        except Mistake:
+            raise
+        except Exception as err:  # an assert, or an error of another kind: named, not "other"
+            raise Mistake(
+                "ps2.shapes.wrong_error", f"attention_output_shape({q}, {k}, {v}) raised {type(err).__name__}: {err}"
+            ) from None
         raise Mistake(code, f"attention_output_shape({q}, {k}, {v}) returned {got} instead of raising ValueError")
     print("attention_output_shape knows which dimensions must match.")
 

@@ -74,7 +74,9 @@ def check_new_head(student_fn) -> None:
                 "ps5.new_head.not_zero_init",
                 f"{where}: the largest weight is {head.weight.detach().abs().max().item():.3g}",
             )
-        if head.bias is None or not close(head.bias.detach(), torch.zeros_like(head.bias), 0, 0):
+        if head.bias is None:
+            raise Mistake("ps5.new_head.no_bias", where)
+        if not close(head.bias.detach(), torch.zeros_like(head.bias), 0, 0):
             raise Mistake("ps5.new_head.bias_not_zero", where)
         if not all(p.requires_grad for p in head.parameters()):
             raise Mistake("ps5.new_head.frozen", where)
