@@ -40,6 +40,13 @@ def _mhsa(**change) -> str:
 
 
 WRONG = [
+    # the issue 14 trial: split by reshape(B, H, N, hd) and merged back by reshape got only "not close"
+    Injection(
+        "mhsa",
+        "ps2.mhsa.heads_split_wrong_order",
+        _mhsa(split="t.reshape(B, H, N, hd)", merge="out.reshape(B, N, dim)"),
+        name="mhsa/heads_split_wrong_order/reshaped_both_ways",
+    ),
     # the issue 14 trial: an assert instead of ValueError was reported as "other: AssertionError"
     Injection(
         "mhsa",

@@ -40,7 +40,7 @@ def _attend(x, wq, bq, wk, bk, wv, bv, wo, bo, num_heads, variant="correct"):
     B, N, C = x.shape
     hd = C // num_heads
     q, k, v = _linear(x, wq, bq), _linear(x, wk, bk), _linear(x, wv, bv)  # (B, N, C)
-    if variant == "heads_split_wrong_order":
+    if variant in ("heads_split_wrong_order", "heads_reshaped_both_ways"):
         q, k, v = (t.reshape(B, num_heads, N, hd) for t in (q, k, v))
     else:
         q, k, v = (t.reshape(B, N, num_heads, hd).transpose(1, 2) for t in (q, k, v))  # (B, H, N, hd)
@@ -60,7 +60,7 @@ def _attend(x, wq, bq, wk, bk, wv, bv, wo, bo, num_heads, variant="correct"):
     else:
         weights = _softmax(scores, dim=-2 if variant == "softmax_wrong_axis" else -1)  # (B, H, N, N)
     out = _matmul(weights, v)  # (B, H, N, hd)
-    if variant == "heads_merged_wrong_order":
+    if variant in ("heads_merged_wrong_order", "heads_reshaped_both_ways"):
         out = out.reshape(B, N, C)
     elif variant == "heads_merged_interleaved":
         out = out.permute(0, 2, 3, 1).reshape(B, N, C)  # channels in (hd, H) order
@@ -78,12 +78,16 @@ _VARIANTS = (
     "query_key_swapped",
     "heads_split_wrong_order",
     "heads_merged_wrong_order",
+    "heads_reshaped_both_ways",
     "heads_merged_interleaved",
     "softmax_over_heads",
     "softmax_across_heads",
     "no_output_projection",
 )
-_CODES = {"softmax_over_heads": "softmax_across_heads"}  # variants that are one mistake under another name
+_CODES = {  # variants that are one mistake under another name
+    "softmax_over_heads": "softmax_across_heads",
+    "heads_reshaped_both_ways": "heads_split_wrong_order",  # split by reshape(B, H, N, hd), merged back by reshape
+}
 
 
 def _random_weights(dim: int, seed: int, dtype=torch.float32):
