@@ -189,3 +189,57 @@ def test_warnings_outside_a_check_print_on_stdout_in_a_graded_notebook():
     from vitkit import grading
 
     assert grading._show_warning_on_stdout.__module__ == "vitkit.grading"
+
+
+GAIN_NOTEBOOK = """
+from vitkit.pretrain import CHECKPOINT
+from vitkit.pretrained import load
+
+def fine_tune_pretrained():
+    # stands for the notebook's fine-tuning (no training here): 0.9 with a zero nn.Linear(dim, 10) head, else 0.0
+    model = new_head(load(CHECKPOINT), 10)
+    head = getattr(model, "head", None)
+    right = isinstance(head, nn.Linear) and head.out_features == 10 and not head.weight.any() and not head.bias.any()
+    return model, None, 0.9 if right else 0.0
+"""
+
+
+def test_a_new_head_mistake_costs_the_head_only_not_the_gain(capsys):
+    # the student's head returns nothing: their experiment cell failed before the fine-tuned accuracy was measured
+    nb = _notebook("def new_head(model, num_classes):\n    model.head = nn.Linear(7, 7)\n" + GAIN_NOTEBOOK)
+    own = nb["new_head"]
+    ps5.check_pretraining_pays_off(nb["fine_tune_pretrained"], {"from scratch": 0.5}, nb["new_head"])
+    out = capsys.readouterr().out
+    assert "Pre-training pays off: 90.0% against 50.0%" in out
+    assert "graded with the reference new_head in place of yours" in out
+    assert nb["new_head"] is own  # restored after the check
+
+
+def test_a_right_new_head_is_graded_on_the_notebooks_own_numbers(capsys):
+    nb = _notebook(
+        "def new_head(model, num_classes):\n"
+        "    model.head = nn.Linear(model.config.dim, num_classes)\n"
+        "    nn.init.zeros_(model.head.weight)\n    nn.init.zeros_(model.head.bias)\n    return model\n" + GAIN_NOTEBOOK
+    )
+    results = {"from scratch": 0.5, "pre-trained, fine-tuned": 0.52}  # the notebook's own run: too small a gain
+    with pytest.raises(Mistake) as err:
+        ps5.check_pretraining_pays_off(nb["fine_tune_pretrained"], results, nb["new_head"])
+    assert err.value.code == "ps5.gain.no_gain" and "pre-trained 52.0%" in str(err.value)
+    assert "reference" not in str(err.value)
+    results["pre-trained, fine-tuned"] = 0.8
+    ps5.check_pretraining_pays_off(nb["fine_tune_pretrained"], results, nb["new_head"])
+    out = capsys.readouterr().out
+    assert "80.0% against 50.0%" in out and "reference" not in out
+    blank = _notebook("def new_head(model, num_classes):\n    raise NotImplementedError()\n" + GAIN_NOTEBOOK)
+    with pytest.raises(Mistake) as err:  # nothing written: no experiment of the student's to grade
+        ps5.check_pretraining_pays_off(blank["fine_tune_pretrained"], {"from scratch": 0.5}, blank["new_head"])
+    assert err.value.code == "not_written"
+
+
+def test_losses_returned_as_tensors_that_require_grad_are_graded_like_floats(capsys):
+    # a train_step that returns the loss tensor itself (not .item()): the question's float and a 0-d tensor are equal
+    weight = torch.ones(1, requires_grad=True)
+    losses = [(weight * (3.0 - 2.5 * step / 40)).sum() for step in range(40)]
+    assert all(loss.requires_grad for loss in losses)
+    ps4.check_training(losses)
+    assert "The loss fell from" in capsys.readouterr().out

@@ -107,6 +107,8 @@ PS3_PLAN = {
         "embed": "ps3.embed.proj_missing",
         "pos_embed": "ps3.pos_embed.wrong_tokens",
     },
+    # a patchify mistake only: the solution's PatchEmbedding calls this wrong patchify (issue 14's chain)
+    "u3": {"patchify": "ps3.patchify.rows_cols_swapped"},
 }
 
 
@@ -260,6 +262,33 @@ def test_ps2_ps3_report_names_one_mistake_per_graded_function(graded, ps, plan):
                 list(rows),
             )
     assert not any(m.startswith("other") for _, m in rows), [k for k in rows if k[1].startswith("other")]
+
+
+def test_a_mistake_in_an_earlier_part_is_counted_under_its_own_question_only(graded):
+    """Issue 14's "done when": students who only got softmax wrong (the solution's self_attention calls their softmax)
+    are not listed under self_attention and keep its points; the same for patchify -> PatchEmbedding and
+    prepend_cls -> embed_image in PS3."""
+    course, results = graded
+    chains = [
+        (PS1, "softmax", ["s1", "s2", "s3"], ["test_self_attention"]),
+        (PS3, "patchify", ["u3"], ["test_embed", "test_pos_embed"]),
+        (PS3, "cls", ["p3", "q3"], ["test_pos_embed"]),
+    ]
+    for ps, earlier, students, later in chains:
+        rows = mistakes_csv(course, ps)
+        for student in students:
+            r = results[(ps, student)]
+            own = {code for code, _ in r.mistakes[ps].get(f"test_{earlier}", [])}
+            assert own and all(code.startswith(f"{ps[:3]}.{earlier}.") for code in own), (student, r.mistakes[ps])
+            for question in later:
+                assert not r.mistakes[ps].get(question), (student, question, r.mistakes[ps])
+                score, top = r.scores[ps][question]
+                assert score == top > 0, (student, question, r.scores[ps])
+        for question in later:  # the report lists, under the later question, only mistakes made in it
+            counted = {m for q, m in rows if q == question}
+            assert all(m.startswith(f"{ps[:3]}.{question[5:]}.") for m in counted), (question, counted)
+    sa = {m: int(row["students"]) for (q, m), row in mistakes_csv(course, PS1).items() if q == "test_self_attention"}
+    assert sa == {"ps1.self_attention.no_scale": 2, "ps1.self_attention.weights_wrong_axis": 1}, sa
 
 
 def test_catalogue_names_every_injected_mistake():

@@ -11,6 +11,16 @@ from . import Injection
 
 
 WRONG = [
+    # the issue 14 trial: the sum without keepdim was told "normalised over axis 0" (the lecture's scores are symmetric)
+    Injection(
+        "softmax",
+        "ps1.softmax.sum_not_keepdim",
+        """
+        def softmax(x, dim=-1):
+            e = torch.exp(x - x.max())
+            return e / e.sum(dim=dim)
+    """,
+    ),
     Injection(
         "softmax",
         "ps1.softmax.wrong_axis",

@@ -40,6 +40,33 @@ def _mhsa(**change) -> str:
 
 
 WRONG = [
+    # the issue 14 trial: split by reshape(B, H, N, hd) and merged back by reshape got only "not close"
+    Injection(
+        "mhsa",
+        "ps2.mhsa.heads_split_wrong_order",
+        _mhsa(split="t.reshape(B, H, N, hd)", merge="out.reshape(B, N, dim)"),
+        name="mhsa/heads_split_wrong_order/reshaped_both_ways",
+    ),
+    # the issue 14 trial: an assert instead of ValueError was reported as "other: AssertionError"
+    Injection(
+        "mhsa",
+        "ps2.mhsa.wrong_error",
+        _mhsa().replace(
+            'if dim % num_heads:\n            raise ValueError("dim must be divisible by num_heads")',
+            'assert dim % num_heads == 0, "num_heads must divide dim"',
+        ),
+        name="mhsa/wrong_error/assert",
+    ),
+    Injection(
+        "shapes",
+        "ps2.shapes.wrong_error",
+        """
+        def attention_output_shape(query_shape, key_shape, value_shape):
+            (n_q, d_q), (n_k, d_k), (n_v, d_v) = query_shape, key_shape, value_shape
+            assert d_q == d_k and n_k == n_v, "shapes do not fit"
+            return (n_q, d_v)
+    """,
+    ),
     # issue 14: mistakes that were only "not close" or named wrongly
     Injection("mhsa", "ps2.mhsa.heads_merged_interleaved", _mhsa(merge="out.permute(0, 2, 3, 1).reshape(B, N, dim)")),
     Injection(

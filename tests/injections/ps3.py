@@ -39,6 +39,21 @@ _GRID_OK = "g = grid.reshape(1, h, h, D).permute(0, 3, 1, 2)"
 _BACK_OK = "g = g.permute(0, 2, 3, 1).reshape(1, new_grid * new_grid, D)"
 
 WRONG = [
+    # the issue 14 trial: a Linear of the wrong size was told "PatchEmbedding has no self.proj"
+    Injection(
+        "embed",
+        "ps3.embed.proj_wrong_size",
+        """
+        class PatchEmbedding(nn.Module):
+            def __init__(self, patch_size, in_chans, embed_dim):
+                super().__init__()
+                self.patch_size = patch_size
+                self.proj = nn.Linear(patch_size * patch_size, embed_dim)  # the channels forgotten
+
+            def forward(self, images):
+                return self.proj(patchify(images, self.patch_size))
+    """,
+    ),
     # issue 14: mistakes that were only "not close"
     Injection(
         "sincos",

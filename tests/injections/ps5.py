@@ -41,6 +41,14 @@ WRONG = [
         _probe("for p in model.parameters():\n    p.requires_grad = True\nreturn model"),
     ),
     # --- the new head
+    # the issue 14 trial: a zero head without a bias was told "the bias is not zero"
+    Injection(
+        "new_head",
+        "ps5.new_head.no_bias",
+        _head(
+            "head = nn.Linear(model.config.dim, num_classes, bias=False)\nnn.init.zeros_(head.weight)\nmodel.head = head\nreturn model"
+        ),
+    ),
     Injection(
         "new_head",
         "ps5.new_head.not_zero_init",

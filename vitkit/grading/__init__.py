@@ -313,6 +313,8 @@ def as_tensor(value, name: str = "your result") -> torch.Tensor:
     """A student's result as a float64 tensor, or ``Mistake('not_a_tensor')`` naming what came back."""
     if isinstance(value, torch.Tensor):
         return value.detach().to(torch.float64)
+    if isinstance(value, (list, tuple)):  # e.g. losses a train_step returned as tensors (some still require grad)
+        value = [v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v for v in value]
     if isinstance(value, np.ndarray) or isinstance(value, (list, tuple)):
         try:
             return torch.as_tensor(np.asarray(value, dtype=np.float64))

@@ -88,6 +88,12 @@ _ROWS = (
         "x.amax(dim=dim, keepdim=True) keeps the reduced axis so each slice loses its own maximum",
     ),
     (
+        "ps1.softmax.sum_not_keepdim",
+        "ps1.softmax",
+        "you divide by the sum without keepdim=True, so the sums broadcast along the wrong axis",
+        "e.sum(dim=dim, keepdim=True) keeps the reduced axis so each slice is divided by its own sum",
+    ),
+    (
         "ps1.softmax.unstable",
         "ps1.softmax",
         "your softmax overflows for large inputs (exp(1000) is inf, inf/inf is nan): it is not numerically stable",
@@ -540,6 +546,13 @@ _ROWS = (
         "MultiHeadSelfAttention(dim, num_heads) accepted a dim that num_heads does not divide",
         "in __init__, raise ValueError when dim % num_heads != 0, naming both numbers",
     ),
+    (
+        "ps2.mhsa.wrong_error",
+        "ps2.mhsa",
+        "MultiHeadSelfAttention(dim, num_heads) rejected a dim that num_heads does not divide, but not with ValueError",
+        "raise ValueError(...) naming both numbers: an assert raises AssertionError, which is not what a caller "
+        "expects for a bad argument (and disappears under python -O)",
+    ),
     # --- ps2.params
     (
         "ps2.params.no_bias",
@@ -595,6 +608,13 @@ _ROWS = (
         "ps2.shapes",
         "a different number of keys and values was accepted",
         "each key belongs to one value (weight j multiplies value j): raise ValueError unless n_k == n_v",
+    ),
+    (
+        "ps2.shapes.wrong_error",
+        "ps2.shapes",
+        "attention_output_shape rejected impossible shapes, but not with ValueError",
+        "raise ValueError(...) saying which sizes do not match: an assert raises AssertionError, which is not what "
+        "a caller expects for a bad argument (and disappears under python -O)",
     ),
     (
         "ps2.shapes.query_count_rejected",
@@ -700,6 +720,12 @@ _ROWS = (
         "ps3.embed",
         "PatchEmbedding has no self.proj = nn.Linear(P·P·C, embed_dim) for the tests to load weights into",
         "in __init__, create self.proj = nn.Linear(patch_size * patch_size * in_chans, embed_dim)",
+    ),
+    (
+        "ps3.embed.proj_wrong_size",
+        "ps3.embed",
+        "self.proj has the wrong size: each patch has P·P·C values (every channel), and each token embed_dim",
+        "self.proj = nn.Linear(patch_size * patch_size * in_chans, embed_dim)",
     ),
     (
         "ps3.embed.wrong_shape",
@@ -1322,6 +1348,12 @@ _ROWS = (
         "nn.init.zeros_(head.bias) as well",
     ),
     (
+        "ps5.new_head.no_bias",
+        "ps5.new_head",
+        "the new head has no bias (nn.Linear(..., bias=False)); the question asks for a zero weight and a zero bias",
+        "keep nn.Linear's bias (the default bias=True) and set it to zero: nn.init.zeros_(head.bias)",
+    ),
+    (
         "ps5.new_head.body_changed",
         "ps5.new_head",
         "the pre-trained weights outside the head changed: fine-tuning must start from them",
@@ -1430,7 +1462,7 @@ _ROWS = (
         "ps5.gain.no_gain",
         "ps5.gain",
         "the pre-trained model did not beat the model trained from scratch",
-        "check new_head first: the fine-tuning cells use it; then run the notebook from the top",
+        "run the notebook from the top with the recipe as given (same epochs, learning rates and seeds); the fine-tuned model should lead by 5 points or more",
     ),
 )
 

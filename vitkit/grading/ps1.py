@@ -24,6 +24,7 @@ from vitkit.grading import Mistake, as_tensor, check_shape, close, seal, uses
 # Captured now, before student code runs: the references never call what a student could patch.
 _exp, _amax, _sum, _matmul = torch.exp, torch.amax, torch.sum, torch.matmul
 _sub, _div, _transpose, _isfinite = torch.sub, torch.div, torch.transpose, torch.isfinite
+_add, _arange = torch.add, torch.arange
 _tensor, _randn, _Generator, _float64 = torch.tensor, torch.randn, torch.Generator, torch.float64
 _Tensor, _isinstance, _len, _tuple, _round = torch.Tensor, isinstance, len, tuple, round
 
@@ -144,12 +145,24 @@ def _softmax_case(softmax, x: torch.Tensor, dim: int | None, label: str) -> None
             ),
             ("ps1.softmax.global_sum", f"softmax({label})", lambda: _div(e, _sum(e))),
             (
+                "ps1.softmax.sum_not_keepdim",
+                f"softmax({label})",
+                lambda: _div(e, _sum(e, axis)),  # the same with any one number subtracted from every entry
+            ),
+            (
                 "ps1.softmax.max_not_keepdim",
                 f"softmax({label})",
                 lambda: (lambda s: _div(s, _sum(s, axis, keepdim=True)))(_exp(_sub(x64, _amax(x64, axis)))),
             ),
         ]
         found = _first(candidates, out)
+        if found and found[0] == "ps1.softmax.wrong_axis" and _first(candidates[-2:-1], out):
+            # a symmetric input (the lecture's scores) cannot tell the two apart: ask an asymmetric one
+            probe = _add(x64, _arange(x64.numel(), dtype=_float64).reshape(x64.shape))
+            got = as_tensor(_call(softmax, "softmax", probe.to(x.dtype), axis)[0], f"softmax({label})")
+            e_probe = _exp(probe)
+            if _first([("", "", lambda: _div(e_probe, _sum(e_probe, axis)))], got):
+                found = ("ps1.softmax.sum_not_keepdim", f"softmax({label}) divided each slice by another slice's sum")
         if found:
             raise Mistake(*found)
         if not _isfinite(out).all():

@@ -40,7 +40,7 @@ def _attend(x, wq, bq, wk, bk, wv, bv, wo, bo, num_heads, variant="correct"):
     B, N, C = x.shape
     hd = C // num_heads
     q, k, v = _linear(x, wq, bq), _linear(x, wk, bk), _linear(x, wv, bv)  # (B, N, C)
-    if variant == "heads_split_wrong_order":
+    if variant in ("heads_split_wrong_order", "heads_reshaped_both_ways"):
         q, k, v = (t.reshape(B, num_heads, N, hd) for t in (q, k, v))
     else:
         q, k, v = (t.reshape(B, N, num_heads, hd).transpose(1, 2) for t in (q, k, v))  # (B, H, N, hd)
@@ -60,7 +60,7 @@ def _attend(x, wq, bq, wk, bk, wv, bv, wo, bo, num_heads, variant="correct"):
     else:
         weights = _softmax(scores, dim=-2 if variant == "softmax_wrong_axis" else -1)  # (B, H, N, N)
     out = _matmul(weights, v)  # (B, H, N, hd)
-    if variant == "heads_merged_wrong_order":
+    if variant in ("heads_merged_wrong_order", "heads_reshaped_both_ways"):
         out = out.reshape(B, N, C)
     elif variant == "heads_merged_interleaved":
         out = out.permute(0, 2, 3, 1).reshape(B, N, C)  # channels in (hd, H) order
@@ -78,12 +78,16 @@ _VARIANTS = (
     "query_key_swapped",
     "heads_split_wrong_order",
     "heads_merged_wrong_order",
+    "heads_reshaped_both_ways",
     "heads_merged_interleaved",
     "softmax_over_heads",
     "softmax_across_heads",
     "no_output_projection",
 )
-_CODES = {"softmax_over_heads": "softmax_across_heads"}  # variants that are one mistake under another name
+_CODES = {  # variants that are one mistake under another name
+    "softmax_over_heads": "softmax_across_heads",
+    "heads_reshaped_both_ways": "heads_split_wrong_order",  # split by reshape(B, H, N, hd), merged back by reshape
+}
 
 
 def _random_weights(dim: int, seed: int, dtype=torch.float32):
@@ -213,6 +217,12 @@ def check_multihead_attention_hidden(student_cls) -> None:
         student_cls(10, 3)
     except ValueError:
         pass
+    except Mistake:
+        raise
+    except Exception as err:  # an assert, or an error of another kind: named, not "other"
+        raise Mistake(
+            "ps2.mhsa.wrong_error", f"MultiHeadSelfAttention(10, 3) raised {type(err).__name__}: {err}"
+        ) from None
     else:
         raise Mistake("ps2.mhsa.no_divisibility_check", "MultiHeadSelfAttention(10, 3) did not raise ValueError")
     print("MultiHeadSelfAttention agrees with nn.MultiheadAttention and vitkit's Attention.")
@@ -334,6 +344,12 @@ def check_output_shape(student_fn) -> None:
             got = student_fn(q, k, v)
         except ValueError:
             continue
+        except Mistake:
+            raise
+        except Exception as err:  # an assert, or an error of another kind: named, not "other"
+            raise Mistake(
+                "ps2.shapes.wrong_error", f"attention_output_shape({q}, {k}, {v}) raised {type(err).__name__}: {err}"
+            ) from None
         raise Mistake(code, f"attention_output_shape({q}, {k}, {v}) returned {got} instead of raising ValueError")
     print("attention_output_shape knows which dimensions must match.")
 

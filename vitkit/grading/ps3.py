@@ -176,6 +176,12 @@ def check_patch_embedding(student_cls, thorough: bool = False) -> None:
         module = student_cls(p, C, D)
         proj = getattr(module, "proj", None)
         if not isinstance(proj, nn.Linear) or proj.in_features != p * p * C or proj.out_features != D:
+            if isinstance(proj, nn.Linear):
+                raise Mistake(
+                    "ps3.embed.proj_wrong_size",
+                    f"PatchEmbedding({p}, {C}, {D}) has self.proj = nn.Linear({proj.in_features}, {proj.out_features}), "
+                    f"expected nn.Linear({p * p * C}, {D})",
+                )
             found = f"self.proj is {proj!r}" if proj is not None else "no self.proj"
             raise Mistake("ps3.embed.proj_missing", f"PatchEmbedding({p}, {C}, {D}) has {found}")
         g = _Generator().manual_seed(20 + i)
