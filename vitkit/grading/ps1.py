@@ -1,7 +1,7 @@
 """Checks for problem set 1, self-attention: what its test cells call, and the mistakes they name.
 
-Each check starts with the lecture's numbers (x1=[1,0,1,0], x2=[0,2,0,2], x3=[1,1,1,1] and its
-three weight matrices), then tries random inputs of several shapes in float32 and float64. When a
+Each check starts with the lecture's worked example (:mod:`vitkit.worked_example`: x1, x2, x3 and
+the three weight matrices), then tries random inputs of several shapes in float32 and float64. When a
 result is wrong, the check compares it with the classic wrong answers (softmax over the wrong
 axis, a missing 1/√d_k, transposed weights...) and raises :class:`~vitkit.grading.Mistake` with
 that mistake's code, so the student reads *what* is wrong and the class report can count it.
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from vitkit.grading import Mistake, as_tensor, check_shape, close, seal, uses
+from vitkit.worked_example import KEYS, QUERIES, SCORES, SLIDE_OUTPUT_1, SLIDE_WEIGHTS_1, VALUES, W_K, W_Q, W_V, X
 
 # Captured now, before student code runs: the references never call what a student could patch.
 _exp, _amax, _sum, _matmul = torch.exp, torch.amax, torch.sum, torch.matmul
@@ -29,16 +30,7 @@ _Tensor, _isinstance, _len, _tuple, _round = torch.Tensor, isinstance, len, tupl
 
 # ----------------------------------------------------------------------------- the lecture's numbers
 
-X = ((1, 0, 1, 0), (0, 2, 0, 2), (1, 1, 1, 1))  # inputs x1, x2, x3 (one row each)
-W_K = ((0, 0, 1), (1, 1, 0), (0, 1, 0), (1, 1, 0))
-W_Q = ((1, 0, 1), (1, 0, 0), (0, 0, 1), (0, 1, 1))
-W_V = ((0, 2, 0), (0, 3, 0), (1, 0, 3), (1, 1, 0))
-KEYS = ((0, 1, 1), (4, 4, 0), (2, 3, 1))
-QUERIES = ((1, 0, 2), (2, 2, 2), (2, 1, 3))
-VALUES = ((1, 2, 3), (2, 8, 0), (2, 6, 3))
-SCORES = ((2, 4, 4), (4, 16, 12), (4, 12, 10))  # row i: query i against every key
-SLIDE_WEIGHTS_1 = (0.0, 0.5, 0.5)  # the slide's rounded softmax of input 1's scores
-SLIDE_OUTPUT_1 = (2.0, 7.0, 1.5)
+# The worked example (X, W_Q, W_K, W_V and what the slides compute from them) is imported above.
 FULL_HD_PIXEL_PAIRS = 4_299_816_960_000  # (1920 * 1080) ** 2
 
 
