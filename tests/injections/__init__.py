@@ -1,8 +1,9 @@
 """Wrong and differently-right answers, as data, injected into problem sets' solution notebooks.
 
 ``tests/injections/<ps>.py`` defines ``WRONG`` (classic mistakes: each must be rejected with its
-mistake code at the start of the error, ``[code] ...``) and ``CORRECT`` (correct answers written
-differently from the solution: each must pass). ``tests.nbtools.run_injections`` runs them; the
+mistake code at the start of the error, ``[code] ...``), ``CORRECT`` (correct answers written
+differently from the solution: each must pass) and ``TAMPERING`` (answers that patch what grading
+relies on: each must be rejected with its code, run in a process of its own). ``tests.nbtools.run_injections`` runs them; the
 instructor tools and the class-wide mistake report reuse them to build fake classes.
 """
 
@@ -34,7 +35,16 @@ class Injection:
             object.__setattr__(self, "name", f"{self.cell}/{self.code or 'correct'}/{digest}")
 
 
+def _module(ps: str):
+    return importlib.import_module(f"{__name__}.{ps.split('_')[0]}")
+
+
 def load(ps: str) -> tuple[list[Injection], list[Injection]]:
     """(WRONG, CORRECT) of problem set ``ps`` from ``tests/injections/<ps>.py`` (prefix like ``ps1`` or full name)."""
-    module = importlib.import_module(f"{__name__}.{ps.split('_')[0]}")
+    module = _module(ps)
     return list(module.WRONG), list(module.CORRECT)
+
+
+def tampering(ps: str) -> list[Injection]:
+    """TAMPERING of problem set ``ps`` from ``tests/injections/<ps>.py``."""
+    return list(_module(ps).TAMPERING)

@@ -533,3 +533,29 @@ CORRECT = [
         name="attention_pairs/correct/ranges",
     ),
 ]
+
+# Patching grading from a student's cell is caught or has no effect. Each runs on its own: a patch lasts for the
+# whole process.
+_VITKIT_PATCH = """
+import vitkit.grading, vitkit.grading.ps1
+for module, name in ((vitkit.grading.ps1, 'check_softmax'), (vitkit.grading.ps1, 'check_softmax_example'),
+                     (vitkit.grading, 'verify_integrity'), (vitkit.grading, 'Mistake')):
+    try:
+        setattr(module, name, lambda *args, **kwargs: None)
+    except AttributeError:
+        pass
+"""
+TAMPERING = [
+    Injection(
+        "softmax",
+        "ps1.softmax.wrong_axis",
+        next(i for i in WRONG if i.code == "ps1.softmax.wrong_axis").source + _VITKIT_PATCH,
+        name="wrong softmax, patches vitkit.grading",
+    ),
+    Injection(
+        "softmax",
+        "tampering",
+        CORRECT[0].source + "import numpy.testing\nnumpy.testing.assert_allclose = lambda *a, **k: None\n",
+        name="right softmax, patches numpy.testing",
+    ),
+]

@@ -404,6 +404,17 @@ WRONG = [
     ),
 ]
 
+# Passing by replacing the comparison functions is caught, never rewarded. It patches torch for the
+# rest of the process, so it runs on its own, not with WRONG.
+TAMPERING = [
+    Injection(
+        "patchify",
+        "tampering",
+        "torch.allclose = lambda *args, **kwargs: True\n" + _patchify("return images"),
+        name="patchify/tampering/allclose",
+    ),
+]
+
 CORRECT = [
     Injection(
         "patchify",
