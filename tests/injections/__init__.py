@@ -35,6 +35,19 @@ class Injection:
             object.__setattr__(self, "name", f"{self.cell}/{self.code or 'correct'}/{digest}")
 
 
+def changed(source: str, *edits: tuple[str, str]) -> str:
+    """``source`` with each ``(old, new)`` of ``edits`` replaced: a mistake written as its difference from a right answer.
+
+    Fails when an ``old`` is not in the source, so a variant never silently stays the right answer.
+    """
+    source = textwrap.dedent(source)
+    for old, new in edits:
+        if old not in source:
+            raise ValueError(f"{old!r} is not in the answer it should change:\n{source}")
+        source = source.replace(old, new)
+    return source
+
+
 def _module(ps: str):
     return importlib.import_module(f"{__name__}.{ps.split('_')[0]}")
 
