@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from vitkit.grading import Mistake, as_tensor, check_shape, close, seal, uses
+from vitkit.grading import Mistake, as_tensor, check_shape, close, largest_difference, seal, uses
 from vitkit.worked_example import KEYS, QUERIES, SCORES, SLIDE_OUTPUT_1, SLIDE_WEIGHTS_1, VALUES, W_K, W_Q, W_V, X
 
 # Captured now, before student code runs: the references never call what a student could patch.
@@ -151,8 +151,7 @@ def _softmax_case(softmax, x: torch.Tensor, dim: int | None, label: str) -> None
             raise Mistake(
                 "ps1.softmax.not_normalised", f"softmax({label}) sums to {sums.flatten()[:4].tolist()} over axis {axis}"
             )
-        worst = (out - ref).abs().max().item()
-        raise Mistake("ps1.softmax.wrong_values", f"softmax({label}): largest difference {worst:.3g}")
+        raise Mistake("ps1.softmax.wrong_values", f"softmax({label}): {largest_difference(out, ref)}")
     if _isinstance(result, _Tensor) and result.dtype != x.dtype:
         raise Mistake("ps1.softmax.dtype", f"softmax of a {x.dtype} tensor returned {result.dtype}")
     if names & {"softmax", "special_softmax", "log_softmax", "_softmax"}:
@@ -331,9 +330,7 @@ def _attention_case(self_attention, x, wq, wk, wv, label: str) -> None:
             raise Mistake(
                 "ps1.self_attention.weights_not_normalised", f"on {label} the rows sum to {sums.flatten()[:4].tolist()}"
             )
-        raise Mistake(
-            "ps1.self_attention.wrong_weights", f"on {label}: largest difference {(w - ref_w).abs().max().item():.3g}"
-        )
+        raise Mistake("ps1.self_attention.wrong_weights", f"on {label}: {largest_difference(w, ref_w)}")
     if not close(out, ref_out, rtol, atol):
         found = _first(
             [
@@ -350,7 +347,7 @@ def _attention_case(self_attention, x, wq, wk, wv, label: str) -> None:
                 found
                 or (
                     "ps1.self_attention.wrong_output",
-                    f"on {label}: largest difference {(out - ref_out).abs().max().item():.3g}",
+                    f"on {label}: {largest_difference(out, ref_out)}",
                 )
             )
         )
