@@ -25,8 +25,13 @@ def one_thread():
 
 @pytest.fixture(scope="class")
 def injected(request) -> dict[str, str | None]:
-    """Every wrong and correct answer of the class's problem set, run in one process: ``{name: error or None}``."""
-    return run_injections(request.cls.PS, request.cls.answers()["answer"])
+    """Every wrong and correct answer of the class's problem set, run in one process: ``{name: error or None}``.
+
+    With the class's ``TAMPERING_RUNS_LAST``, its tampering answers run in that process too, after the others.
+    """
+    answers = request.cls.answers()
+    last = answers["tamperer"] if request.cls.TAMPERING_RUNS_LAST else []
+    return run_injections(request.cls.PS, answers["answer"] + last)
 
 
 @pytest.fixture(scope="class")

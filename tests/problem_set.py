@@ -31,6 +31,9 @@ class ProblemSetChecks:
     AUTOGRADED: set[str]
     POINTS: int
     GRADED: set[str]
+    # True: the TAMPERING answers run in the shared injection process, after all the others (one process less
+    # each); only where no answer's patch could hide another's. False: each in a process of its own.
+    TAMPERING_RUNS_LAST = False
 
     @classmethod
     def notebook(cls, folder: str):
@@ -107,7 +110,10 @@ class ProblemSetChecks:
         """The whole score vector: a mistake costs its own question only, a correct variant costs nothing."""
         assert_only_its_own_question_fails(injected, answer, self.PS)
 
-    def test_replacing_the_testing_functions_is_caught(self, tamperer):
-        """Each in a process of its own: a patch lasts for the whole process."""
-        error = run_injections(self.PS, [tamperer])[tamperer.name]
+    def test_replacing_the_testing_functions_is_caught(self, request, tamperer):
+        """A patch lasts for the whole process: each runs on its own, or after every other answer."""
+        if self.TAMPERING_RUNS_LAST:
+            error = request.getfixturevalue("injected")[tamperer.name]
+        else:
+            error = run_injections(self.PS, [tamperer])[tamperer.name]
         assert error is not None and error.startswith(f"[{tamperer.code}]"), error

@@ -87,6 +87,7 @@ class TestSelfAttention(ProblemSetChecks):
         "test_answer_why_scaling",
     }
     POINTS = 17
+    TAMPERING_RUNS_LAST = True  # one process less each; why it is safe: tests/injections/ps1.py
     GRADED = {"softmax", "worked_example", "self_attention", "pixels_to_tokens", "attention_pairs"} | {
         "answer_weight_matrices",
         "answer_related",

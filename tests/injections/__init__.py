@@ -3,8 +3,9 @@
 ``tests/injections/<ps>.py`` defines ``WRONG`` (classic mistakes: each must be rejected with its
 mistake code at the start of the error, ``[code] ...``), ``CORRECT`` (correct answers written
 differently from the solution: each must pass) and ``TAMPERING`` (answers that patch what grading
-relies on: each must be rejected with its code, run in a process of its own). ``tests.nbtools.run_injections`` runs them; the
-instructor tools and the class-wide mistake report reuse them to build fake classes.
+relies on: each must be rejected with its code, run on its own or after all the others).
+``tests.nbtools.run_injections`` runs them; the instructor tools and the class-wide mistake report
+reuse them to build fake classes.
 """
 
 from __future__ import annotations

@@ -506,8 +506,8 @@ CORRECT = [
     ),
 ]
 
-# Patching grading from a student's cell is caught or has no effect. Each runs on its own: a patch lasts for the
-# whole process.
+# Patching grading from a student's cell is caught or has no effect. They run after every other answer (a patch
+# lasts for the whole process), in this order: the first one's patch of vitkit.grading does not take.
 _VITKIT_PATCH = """
 import vitkit.grading, vitkit.grading.ps1
 for module, name in ((vitkit.grading.ps1, 'check_softmax'), (vitkit.grading.ps1, 'check_softmax_example'),
