@@ -22,12 +22,7 @@ from vitkit.vit import ViT
 ARMS = ["deit_mnist", "hybrid_mnist", "convmixer_mnist"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _batch(n=16, seed=0):

@@ -6,13 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vitkit import worked_example
 from vitkit.attention import Attention, self_attention
 
 # The lecture's worked example: three 4-d inputs, 3-d queries, keys and values.
-X = torch.tensor([[1.0, 0, 1, 0], [0, 2, 0, 2], [1, 1, 1, 1]])
-W_K = torch.tensor([[0.0, 0, 1], [1, 1, 0], [0, 1, 0], [1, 1, 0]])
-W_Q = torch.tensor([[1.0, 0, 1], [1, 0, 0], [0, 0, 1], [0, 1, 1]])
-W_V = torch.tensor([[0.0, 2, 0], [0, 3, 0], [1, 0, 3], [1, 1, 0]])
+X, W_K, W_Q, W_V = (
+    torch.tensor(m) for m in (worked_example.X, worked_example.W_K, worked_example.W_Q, worked_example.W_V)
+)
 
 
 def test_worked_example_queries_keys_values_and_scores():
@@ -23,12 +23,22 @@ def test_worked_example_queries_keys_values_and_scores():
     scores = (X @ W_Q) @ (X @ W_K).T
     assert torch.equal(scores[0], torch.tensor([2.0, 4, 4]))
     assert torch.allclose(weights[0], torch.softmax(torch.tensor([2.0, 4, 4]), 0))
+    # What vitkit.worked_example says the slides compute is what its inputs give.
+    assert torch.equal(X @ W_K, torch.tensor(worked_example.KEYS))
+    assert torch.equal(X @ W_Q, torch.tensor(worked_example.QUERIES))
+    assert torch.equal(X @ W_V, torch.tensor(worked_example.VALUES))
+    assert torch.equal(scores, torch.tensor(worked_example.SCORES))
 
 
 def test_worked_example_output_with_slide_weights():
     # The slide rounds input 1's weights to [0, 0.5, 0.5]: its new representation is [2.0, 7.0, 1.5].
     values = X @ W_V
     assert torch.equal(torch.tensor([0.0, 0.5, 0.5]) @ values, torch.tensor([2.0, 7.0, 1.5]))
+    slide_weights, slide_output = (
+        torch.tensor(worked_example.SLIDE_WEIGHTS_1),
+        torch.tensor(worked_example.SLIDE_OUTPUT_1),
+    )
+    assert torch.equal(slide_weights @ values, slide_output)
     out, _ = self_attention(X, W_Q, W_K, W_V, scale=False)
     assert torch.allclose(out[0], torch.tensor([1.9366, 6.6831, 1.5950]), atol=1e-4)
 

@@ -97,10 +97,8 @@ def hostile_extras(root: Path, release: dict) -> tuple[dict[str, bytes], dict[st
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory):
     """A course with the whole fixture class collected from a zip and autograded with --jobs 2."""
-    root = builders.make_course(tmp_path_factory.mktemp("course"))
-    course = Course(str(root))
-    grade.release(course, "fx")
-    release = json.loads((root / "exercises" / "fx" / "fx.ipynb").read_text())
+    root = tmp_path_factory.mktemp("course")
+    course, release = builders.release_fx(root)
     extras, expected_extra = hostile_extras(root, release)
     names = list(builders.CLASS)
     zip_path = builders.class_zip(release, names, root.parent / "canvas.zip", extras)

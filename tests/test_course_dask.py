@@ -27,15 +27,7 @@ STUDENTS = ["partial", "exit", "patcher", "hidden"]
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    root = builders.make_course(tmp_path_factory.mktemp("dask-course"))
-    c = Course(str(root))
-    grade.release(c, "fx")
-    release = json.loads((root / "exercises" / "fx" / "fx.ipynb").read_text())
-    for name in STUDENTS:
-        d = root / "submitted" / name / "fx"
-        d.mkdir(parents=True)
-        (d / "fx.ipynb").write_text(json.dumps(builders.submission(release, builders.CLASS[name][0])))
-    return c
+    return builders.make_class(tmp_path_factory.mktemp("dask-course"), {n: builders.CLASS[n][0] for n in STUDENTS})
 
 
 @pytest.fixture(scope="module")

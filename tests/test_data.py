@@ -16,13 +16,7 @@ from vitkit.data import Augment, FolderSplit, Split, TensorLoader, default_augme
 # ----------------------------------------------------------------------------- mnist5k and digits
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models gain nothing from a second thread, and on a busy machine two threads wait on each other
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_mnist5k_has_fixed_balanced_splits_and_normalised_images():

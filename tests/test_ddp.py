@@ -16,14 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models gain nothing from a second thread, and on a busy machine two threads wait on each other
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,12 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(img_size=8, patch_size=2, in_chans=1, num_classes=10, dim=32, depth=2, num_heads=2, mlp_ratio=2.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

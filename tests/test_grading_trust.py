@@ -8,7 +8,6 @@ a folder everyone may enter: the private folder and the ordinary user are made h
 from __future__ import annotations
 
 import csv
-import json
 import os
 import pwd
 import shutil
@@ -79,19 +78,6 @@ for _ in range(300):
 """
 
 
-def make_class(root: Path, students: dict[str, dict]) -> Course:
-    """A course at ``root`` with the fx assignment released and one submission per student (answers by cell)."""
-    builders.make_course(root)
-    course = Course(str(root))
-    grade.release(course, "fx")
-    release = json.loads((root / "exercises" / "fx" / "fx.ipynb").read_text())
-    for student, answers in students.items():
-        folder = course.submitted / student / "fx"
-        folder.mkdir(parents=True)
-        (folder / "fx.ipynb").write_text(json.dumps(builders.submission(release, answers)))
-    return course
-
-
 def exported(course: Course) -> dict[str, str]:
     out = feedback_mod.export(course, course.reports / "grades.csv")
     return {r["student"]: r["fx"] for r in csv.DictReader(out.open())}
@@ -113,7 +99,7 @@ def test_submissions_that_attack_grading_while_it_runs_get_what_their_honest_cel
         "grader": {"add": builders.ADD, "mean": builders.MEAN + _FORGER.format(code=GRADER_ATTACK)},
         "honest": ANSWERS,
     }
-    course = make_class(tmp_path / "course", attacks)
+    course = builders.make_class(tmp_path / "course", attacks)
     results = grade.autograde(course, ["fx"], limits=LIMITS, progress=False)
     got = scores(results)
     assert got == {
@@ -142,7 +128,7 @@ def _private_copy_of_venv(tmp_path: Path) -> tuple[Path, list[str]]:
 @needs_root
 def test_a_course_and_venv_inside_a_private_folder_grade_right_as_root(tmp_path):
     private, prefix = _private_copy_of_venv(tmp_path)
-    course = make_class(private / "course", {"correct": ANSWERS, "blank": {}, "half": {"add": builders.ADD}})
+    course = builders.make_class(private / "course", {"correct": ANSWERS, "blank": {}, "half": {"add": builders.ADD}})
     python = str(private / "venv" / "bin" / "python")
     env = dict(os.environ, PATH=f"{private}/venv/bin:{os.environ['PATH']}")
     out = subprocess.run(
@@ -197,7 +183,7 @@ def test_an_ordinary_user_grades_right_in_their_private_home(tmp_path):
     root = home / f"course-{os.getpid()}"
     shutil.rmtree(root, ignore_errors=True)
     try:
-        course = make_class(root, {"correct": ANSWERS, "blank": {}, "half": {"add": builders.ADD}})
+        course = builders.make_class(root, {"correct": ANSWERS, "blank": {}, "half": {"add": builders.ADD}})
         subprocess.run(["chown", "-R", f"{name}:{name}", str(root)], check=True)
         cmd = public_interpreter(
             [
@@ -224,7 +210,7 @@ def test_an_ordinary_user_grades_right_in_their_private_home(tmp_path):
 
 
 def test_without_namespaces_grades_are_right_and_each_record_says_so(tmp_path):
-    course = make_class(tmp_path / "course", {"correct": ANSWERS, "half": {"add": builders.ADD}})
+    course = builders.make_class(tmp_path / "course", {"correct": ANSWERS, "half": {"add": builders.ADD}})
     env = dict(os.environ, VITKIT_NO_NAMESPACES="1", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     out = subprocess.run(
         public_interpreter(autograde_cli(course)), capture_output=True, text=True, env=env, timeout=600
@@ -244,7 +230,7 @@ def test_an_unreachable_python_is_refused_up_front_and_never_recorded_as_zero(tm
     the export is blank, status says why, the batch stops early; once fixed, the next autograde grades everyone."""
     if confine.isolation() not in ("uid+ns", "userns"):
         pytest.skip(f"hides the interpreter with a mount namespace; this host has {confine.isolation()}")
-    course = make_class(tmp_path / "course", {f"s{i}": ANSWERS for i in range(5)})
+    course = builders.make_class(tmp_path / "course", {f"s{i}": ANSWERS for i in range(5)})
     real = confine.hidden_folders
     monkeypatch.setattr(confine, "kernel_paths", lambda: [])  # nothing bound back ...
     monkeypatch.setattr(
@@ -282,7 +268,7 @@ def test_an_unreachable_python_is_refused_up_front_and_never_recorded_as_zero(tm
 
 def test_an_interrupted_batch_resumes_with_what_is_left_and_ends_with_the_same_grades(tmp_path):
     students = {f"s{i}": (ANSWERS if i % 2 else {"add": builders.ADD}) for i in range(6)}
-    course = make_class(tmp_path / "course", students)
+    course = builders.make_class(tmp_path / "course", students)
     cmd = autograde_cli(course)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import sys
 import warnings
 from contextlib import redirect_stdout
@@ -68,19 +67,12 @@ def status_text(course: Course) -> str:
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    root = builders.make_course(tmp_path_factory.mktemp("course"))
-    builders.add_written_answer(root)
-    course = Course(str(root))
-    grade.release(course, "fx")
-    release = json.loads((root / "exercises" / "fx" / "fx.ipynb").read_text())
     answers = {"add": builders.ADD, "mean": builders.MEAN}
-    for student, written in (
-        ("answered", {WRITTEN: "Dividing the one number by a count of one leaves it as it is."}),
-        ("silent", {}),
-    ):
-        folder = root / "submitted" / student / "fx"
-        folder.mkdir(parents=True)
-        (folder / "fx.ipynb").write_text(json.dumps(builders.submission(release, answers | written)))
+    students = {
+        "answered": answers | {WRITTEN: "Dividing the one number by a count of one leaves it as it is."},
+        "silent": answers,
+    }
+    course = builders.make_class(tmp_path_factory.mktemp("course"), students, written_answer=True)
     results = grade.autograde(course, ["fx"], limits=LIMITS, progress=False)
     assert {r.student: r.status for r in results} == {"answered": "graded", "silent": "graded"}, [
         r.reason for r in results

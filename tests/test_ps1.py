@@ -3,7 +3,8 @@
 Fair means: the solution gets full marks through real ``nbgrader autograde``, the untouched
 exercise gets zero, every classic wrong answer in tests/injections/ps1.py is rejected under its
 own mistake code, every differently-written correct answer passes, and patching the testing
-functions from a student's cell earns nothing.
+functions from a student's cell earns nothing (the checks all problem sets share are in
+tests/problem_set.py).
 """
 
 from __future__ import annotations
@@ -14,16 +15,10 @@ from collections import Counter
 import nbformat
 import pytest
 
-from tests.injections import Injection, load
-from tests.nbtools import (
-    ROOT,
-    assert_only_its_own_question_fails,
-    assert_release_in_sync,
-    autograde_class,
-    nbgrader_cells,
-    run_injections,
-    run_notebook,
-)
+import vitkit.grading.ps1  # noqa: F401  (defines the problem set's mistakes)
+from tests.injections import load
+from tests.nbtools import ROOT, nbgrader_cells, run_notebook
+from tests.problem_set import ProblemSetChecks
 from vitkit.grading import CATALOGUE
 
 PS = "ps1_self_attention"
@@ -61,17 +56,6 @@ def test_solution_notebook_runs_top_to_bottom_and_shows_the_attention_picture():
     assert any("image/png" in o.get("data", {}) for o in outputs), "the 9×9 attention matrix is not drawn"
 
 
-def test_committed_notebooks_carry_no_outputs_or_execution_counts():
-    for path in (SOLUTION, EXERCISE):
-        nb = nbformat.read(path, as_version=4)
-        dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
-        assert not dirty, f"{path.relative_to(ROOT)}: cells {dirty} carry outputs; strip them"
-
-
-def test_exercise_is_exactly_what_generate_assignment_makes():
-    assert_release_in_sync(PS)
-
-
 def test_exercise_hides_solutions_and_hidden_tests():
     cells = nbgrader_cells(nbformat.read(EXERCISE, as_version=4))
     text = "".join(source for _, source, _ in cells)
@@ -89,98 +73,54 @@ def test_exercise_hides_solutions_and_hidden_tests():
     )
 
 
-# ----------------------------------------------------------------------------- grading with nbgrader
+class TestSelfAttention(ProblemSetChecks):
+    PS = PS
+    AUTOGRADED = {
+        "test_softmax",
+        "test_worked_example",
+        "test_self_attention",
+        "test_pixels_to_tokens",
+        "test_attention_pairs",
+        "test_answer_weight_matrices",
+        "test_answer_related",
+        "test_answer_why_dot_product",
+        "test_answer_why_scaling",
+    }
+    POINTS = 17
+    TAMPERING_RUNS_LAST = True  # one process less each; why it is safe: tests/injections/ps1.py
+    GRADED = {"softmax", "worked_example", "self_attention", "pixels_to_tokens", "attention_pairs"} | {
+        "answer_weight_matrices",
+        "answer_related",
+        "answer_why_dot_product",
+        "answer_why_scaling",
+    }
 
-
-@pytest.fixture(scope="module")
-def grades(tmp_path_factory):
-    """One nbgrader autograde run over a small class: the solution, the untouched exercise, a patcher."""
-    patcher = tmp_path_factory.mktemp("ps1-class") / "patcher.ipynb"
-    # Right answers, but torch's and numpy's testing functions replaced by no-ops before any test runs:
-    # the checks must refuse to grade rather than trust them.
-    nbformat.write(
-        _with_cell(
-            nbformat.read(SOLUTION, as_version=4),
-            "imports",
-            (
-                "import numpy.testing, torch.testing\n"
-                "torch.testing.assert_close = lambda *args, **kwargs: None\n"
-                "numpy.testing.assert_allclose = lambda *args, **kwargs: None\n"
-                "torch.allclose = lambda *args, **kwargs: True\n"
+    @classmethod
+    def students(cls, folder) -> dict:
+        """The solution, the blank exercise and a patcher: right answers, but torch's and numpy's testing
+        functions replaced by no-ops before any test runs (the checks must refuse to grade rather than trust them).
+        """
+        patcher = folder / "patcher.ipynb"
+        nbformat.write(
+            _with_cell(
+                nbformat.read(SOLUTION, as_version=4),
+                "imports",
+                (
+                    "import numpy.testing, torch.testing\n"
+                    "torch.testing.assert_close = lambda *args, **kwargs: None\n"
+                    "numpy.testing.assert_allclose = lambda *args, **kwargs: None\n"
+                    "torch.allclose = lambda *args, **kwargs: True\n"
+                ),
             ),
-        ),
-        patcher,
-    )
-    return autograde_class(PS, {"solution": SOLUTION, "blank": EXERCISE, "patcher": patcher})
+            patcher,
+        )
+        return {**super().students(folder), "patcher": patcher}
 
-
-def test_autograde_gives_the_solution_full_marks(grades):
-    scores = grades["solution"]
-    assert len(scores) == 9
-    assert {k: s for k, (s, m) in scores.items() if s != m} == {}
-    assert sum(m for _, m in scores.values()) == 17
-
-
-def test_autograde_gives_the_untouched_exercise_zero(grades):
-    assert {k: s for k, (s, _) in grades["blank"].items() if s} == {}
-
-
-def test_patching_the_testing_functions_earns_no_points(grades):
-    assert {k: s for k, (s, _) in grades["patcher"].items() if s} == {}
-
-
-_VITKIT_PATCH = """
-import vitkit.grading, vitkit.grading.ps1
-for module, name in ((vitkit.grading.ps1, 'check_softmax'), (vitkit.grading.ps1, 'check_softmax_example'),
-                     (vitkit.grading, 'verify_integrity'), (vitkit.grading, 'Mistake')):
-    try:
-        setattr(module, name, lambda *args, **kwargs: None)
-    except AttributeError:
-        pass
-"""
-_WRONG_AXIS = next(i for i in WRONG if i.code == "ps1.softmax.wrong_axis")
-# Run after WRONG and CORRECT: the numpy patch stays in the injection process.
-TAMPERING = [
-    Injection(
-        "softmax",
-        "ps1.softmax.wrong_axis",
-        _WRONG_AXIS.source + _VITKIT_PATCH,
-        name="wrong softmax, patches vitkit.grading",
-    ),
-    Injection(
-        "softmax",
-        "tampering",
-        CORRECT[0].source + "import numpy.testing\nnumpy.testing.assert_allclose = lambda *a, **k: None\n",
-        name="right softmax, patches numpy.testing",
-    ),
-]
-
-
-@pytest.mark.parametrize("injection", TAMPERING, ids=lambda i: i.name)
-def test_patching_from_a_student_cell_is_caught_or_has_no_effect(injected, injection):
-    assert (injected[injection.name] or "").startswith(f"[{injection.code}]"), injected[injection.name]
+    def test_patching_the_testing_functions_earns_no_points(self, grades):
+        assert {k: s for k, (s, _) in grades["patcher"].items() if s} == {}
 
 
 # ----------------------------------------------------------------------------- wrong and correct answers
-
-
-@pytest.fixture(scope="module")
-def injected():
-    return run_injections(PS, WRONG + CORRECT + TAMPERING)
-
-
-@pytest.mark.parametrize("injection", WRONG, ids=lambda i: i.name)
-def test_wrong_answer_is_rejected_with_its_mistake_code(injected, injection):
-    error = injected[injection.name]
-    assert error is not None, f"the notebook's tests accept the wrong answer {injection.name}:\n{injection.source}"
-    assert error.startswith(f"[{injection.code}]"), f"expected [{injection.code}], got: {error}"
-
-
-@pytest.mark.parametrize("injection", CORRECT, ids=lambda i: i.name)
-def test_correct_answer_written_differently_passes(injected, injection):
-    assert injected[injection.name] is None, (
-        f"a correct answer is rejected:\n{injection.source}\n{injected[injection.name]}"
-    )
 
 
 def test_every_graded_function_has_three_wrong_answers_and_a_correct_alternative():
@@ -192,20 +132,8 @@ def test_every_graded_function_has_three_wrong_answers_and_a_correct_alternative
     assert _graded_solution_cells(nbformat.read(SOLUTION, as_version=4)) <= {i.cell for i in WRONG}
 
 
-def test_every_injected_mistake_is_in_the_catalogue_under_its_question():
-    import vitkit.grading.ps1  # noqa: F401  (defines the codes)
-
-    for injection in WRONG:
-        info = CATALOGUE.get(injection.code)
-        assert info is not None, f"{injection.code} is not in the catalogue"
-        assert injection.code.startswith(info.question + "."), (injection.code, info.question)
-        assert info.message and info.hint
-
-
 def test_ps1_catalogue_codes_are_all_exercised_or_structural():
     """Codes nothing injects must be ones an injection cannot reach (a crash or an odd return)."""
-    import vitkit.grading.ps1  # noqa: F401
-
     ps1_codes = {c for c in CATALOGUE if c.startswith("ps1.")}
     injected = {i.code for i in WRONG}
     untested = ps1_codes - injected
@@ -227,9 +155,3 @@ def test_ps1_catalogue_codes_are_all_exercised_or_structural():
         }
     }
     assert untested - generic == set()
-
-
-@pytest.mark.parametrize("inj", WRONG + CORRECT, ids=lambda i: i.name)
-def test_an_injected_answer_changes_no_other_questions_points(injected, inj):
-    """The whole score vector: a mistake costs its own question only, a correct variant costs nothing."""
-    assert_only_its_own_question_fails(injected, inj, PS)

@@ -5,19 +5,12 @@ import math
 import pytest
 import torch
 
-from vitkit.widgets import (
-    LECTURE_W_K,
-    LECTURE_W_Q,
-    LECTURE_W_V,
-    LECTURE_X,
-    attention_explorer,
-    attention_step,
-    render_step,
-)
+from vitkit.widgets import attention_explorer, attention_step, render_step
+from vitkit.worked_example import W_K, W_Q, W_V, X
 
 
 def _lecture(query_index, scale=True):
-    return attention_step(LECTURE_X, LECTURE_W_Q, LECTURE_W_K, LECTURE_W_V, query_index, scale)
+    return attention_step(X, W_Q, W_K, W_V, query_index, scale)
 
 
 def test_attention_step_reproduces_the_lecture_for_input_1():
@@ -53,7 +46,7 @@ def test_attention_step_names_bad_inputs():
     with pytest.raises(ValueError, match="query_index 3 is out of range"):
         _lecture(3)
     with pytest.raises(ValueError, match="w_q has 3 rows"):
-        attention_step(LECTURE_X, [[1.0] * 3] * 3, LECTURE_W_K, LECTURE_W_V, 0)
+        attention_step(X, [[1.0] * 3] * 3, W_K, W_V, 0)
 
 
 def test_render_step_shows_scores_weights_and_output():

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vitkit.embedding import _check_images
+from vitkit.embedding import _check_images, patch_grid
 from vitkit.vit import register_model
 
 
@@ -33,11 +33,9 @@ class ConvMixerConfig:
     kernel_size: int = 5  # k: the depthwise convolution's kernel (the spatial mixing range per block)
 
     def __post_init__(self):
-        if self.img_size % self.patch_size:
-            lower = self.img_size - self.img_size % self.patch_size
-            raise ValueError(
-                f"image size {self.img_size} is not divisible by patch size {self.patch_size}; use img_size={lower} or {lower + self.patch_size}"
-            )
+        patch_grid(
+            self.img_size, self.patch_size, other_patch_sizes=False
+        )  # raises if the patches do not tile the image
         if self.kernel_size % 2 == 0:
             raise ValueError(
                 f"kernel_size must be odd so that 'same' padding keeps the grid, got {self.kernel_size}; use {self.kernel_size + 1}"

@@ -30,6 +30,21 @@ def _check_images(images: torch.Tensor, patch_size: int, in_chans: int | None = 
     return B, C, H, W
 
 
+def patch_grid(img_size: int, patch_size: int, other_patch_sizes: bool = True) -> int:
+    """Patches along each side of an ``img_size``×``img_size`` image cut into ``patch_size``×``patch_size`` patches.
+
+    Raises a ValueError that names the nearest image sizes that divide (and suggests another patch size when
+    ``other_patch_sizes``: a model that only takes some patch sizes says so itself).
+    """
+    if img_size % patch_size:
+        lower = img_size - img_size % patch_size
+        raise ValueError(
+            f"image size {img_size} is not divisible by patch size {patch_size}; use img_size={lower} or "
+            f"{lower + patch_size}" + (", or another patch size" if other_patch_sizes else "")
+        )
+    return img_size // patch_size
+
+
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     """Cut images into non-overlapping patches: (B, C, H, W) -> (B, N, P*P*C), N = (H/P)·(W/P), row-major."""
     B, C, H, W = _check_images(images, patch_size)
@@ -64,13 +79,8 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3, embed_dim: int = 768):
         super().__init__()
-        if img_size % patch_size:
-            lower = img_size - img_size % patch_size
-            raise ValueError(
-                f"image size {img_size} is not divisible by patch size {patch_size}; use img_size={lower} or {lower + patch_size}, or another patch size"
-            )
         self.img_size, self.patch_size, self.in_chans = img_size, patch_size, in_chans
-        self.grid_size = img_size // patch_size
+        self.grid_size = patch_grid(img_size, patch_size)
         self.num_patches = self.grid_size**2
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
 

@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from vitkit.embedding import _check_images
+from vitkit.embedding import _check_images, patch_grid
 from vitkit.vit import ViT, ViTConfig, _vit_defaults, register_model
 
 
@@ -38,13 +38,8 @@ class ConvStem(nn.Module):
                 f"a convolutional stem halves the image with stride-2 convolutions, so patch_size must be a power of 2 "
                 f"(2, 4, 8, 16), got {patch_size}"
             )
-        if img_size % patch_size:
-            lower = img_size - img_size % patch_size
-            raise ValueError(
-                f"image size {img_size} is not divisible by patch size {patch_size}; use img_size={lower} or {lower + patch_size}"
-            )
         self.img_size, self.patch_size, self.in_chans = img_size, patch_size, in_chans
-        self.grid_size = img_size // patch_size
+        self.grid_size = patch_grid(img_size, patch_size, other_patch_sizes=False)  # P is a power of 2 (checked above)
         self.num_patches = self.grid_size**2
         widths = [max(8, embed_dim // 2 ** (halvings - i)) for i in range(halvings)]  # e.g. P=4, D=128: 32, 64
         layers, chans = [], in_chans

@@ -13,11 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-# The lecture's worked example: three inputs (rows) and the three learned weight matrices.
-LECTURE_X = [[1.0, 0.0, 1.0, 0.0], [0.0, 2.0, 0.0, 2.0], [1.0, 1.0, 1.0, 1.0]]
-LECTURE_W_Q = [[1.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0]]
-LECTURE_W_K = [[0.0, 0.0, 1.0], [1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]]
-LECTURE_W_V = [[0.0, 2.0, 0.0], [0.0, 3.0, 0.0], [1.0, 0.0, 3.0], [1.0, 1.0, 0.0]]
+from vitkit import worked_example
 
 
 @dataclass(frozen=True)
@@ -100,11 +96,11 @@ def attention_explorer(x=None, w_q=None, w_k=None, w_v=None, names=None):
     """
     import ipywidgets as widgets
 
-    x = LECTURE_X if x is None else x
+    x = worked_example.X if x is None else x
     w_q, w_k, w_v = (
-        LECTURE_W_Q if w_q is None else w_q,
-        LECTURE_W_K if w_k is None else w_k,
-        LECTURE_W_V if w_v is None else w_v,
+        worked_example.W_Q if w_q is None else w_q,
+        worked_example.W_K if w_k is None else w_k,
+        worked_example.W_V if w_v is None else w_v,
     )
     n = _tensor("x", x).shape[0]
     names = [f"input {i + 1}" for i in range(n)] if names is None else list(names)

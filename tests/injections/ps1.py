@@ -5,7 +5,15 @@ solutions/ps1_self_attention; the namespace holds the notebook's imports (``math
 the lecture's ``X``, ``W_q``, ``W_k``, ``W_v`` and the solution's other answers (``softmax``...).
 """
 
-from . import Injection
+from . import Injection, changed
+
+# The right self_attention, which most of its mistakes below change in one place (tests.injections.changed).
+_SELF_ATTENTION = """
+def self_attention(x, w_q, w_k, w_v):
+    q, k, v = x @ w_q, x @ w_k, x @ w_v
+    weights = softmax(q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1]), dim=-1)
+    return weights @ v, weights
+"""
 
 # ----------------------------------------------------------------------------- softmax
 
@@ -160,84 +168,52 @@ WRONG = [
     Injection(
         "self_attention",
         "ps1.self_attention.no_scale",
-        """
-        def self_attention(x, w_q, w_k, w_v):
-            q, k, v = x @ w_q, x @ w_k, x @ w_v
-            weights = softmax(q @ k.transpose(-2, -1), dim=-1)
-            return weights @ v, weights
-        """,
+        changed(_SELF_ATTENTION, (" / math.sqrt(k.shape[-1])", "")),
     ),
     Injection(
         "self_attention",
         "ps1.self_attention.wrong_scale",
-        """
-        def self_attention(x, w_q, w_k, w_v):
-            q, k, v = x @ w_q, x @ w_k, x @ w_v
-            weights = softmax(q @ k.transpose(-2, -1) / k.shape[-1], dim=-1)  # d_k, not its root
-            return weights @ v, weights
-        """,
+        changed(_SELF_ATTENTION, ("math.sqrt(k.shape[-1]), dim=-1)", "k.shape[-1], dim=-1)  # d_k, not its root")),
         name="self_attention/wrong_scale/d_k",
     ),
     Injection(
         "self_attention",
         "ps1.self_attention.wrong_scale",
-        """
-        def self_attention(x, w_q, w_k, w_v):
-            q, k, v = x @ w_q, x @ w_k, x @ w_v
-            weights = softmax(q @ k.transpose(-2, -1) / math.sqrt(x.shape[-1]), dim=-1)  # the token size D
-            return weights @ v, weights
-        """,
+        changed(
+            _SELF_ATTENTION, ("math.sqrt(k.shape[-1]), dim=-1)", "math.sqrt(x.shape[-1]), dim=-1)  # the token size D")
+        ),
         name="self_attention/wrong_scale/sqrt_D",
     ),
     Injection(
         "self_attention",
         "ps1.self_attention.weights_wrong_axis",
-        """
-        def self_attention(x, w_q, w_k, w_v):
-            q, k, v = x @ w_q, x @ w_k, x @ w_v
-            weights = softmax(q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1]), dim=-2)
-            return weights @ v, weights
-        """,
+        changed(_SELF_ATTENTION, ("dim=-1", "dim=-2")),
     ),
     Injection(
         "self_attention",
         "ps1.self_attention.scores_transposed",
-        """
-        def self_attention(x, w_q, w_k, w_v):
-            q, k, v = x @ w_q, x @ w_k, x @ w_v
-            weights = softmax(k @ q.transpose(-2, -1) / math.sqrt(k.shape[-1]), dim=-1)
-            return weights @ v, weights
-        """,
+        changed(_SELF_ATTENTION, ("q @ k", "k @ q")),
     ),
     Injection(
         "self_attention",
         "ps1.self_attention.scaled_after_softmax",
-        """
-        def self_attention(x, w_q, w_k, w_v):
-            q, k, v = x @ w_q, x @ w_k, x @ w_v
-            weights = softmax(q @ k.transpose(-2, -1), dim=-1) / math.sqrt(k.shape[-1])
-            return weights @ v, weights
-        """,
+        changed(_SELF_ATTENTION, (" / math.sqrt(k.shape[-1]), dim=-1", ", dim=-1) / math.sqrt(k.shape[-1]")),
     ),
     Injection(
         "self_attention",
         "ps1.self_attention.weights_not_normalised",
-        """
-        def self_attention(x, w_q, w_k, w_v):
-            q, k, v = x @ w_q, x @ w_k, x @ w_v
-            weights = torch.exp(q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1]))  # no division by the sum
-            return weights @ v, weights
-        """,
+        changed(
+            _SELF_ATTENTION,
+            (
+                "softmax(q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1]), dim=-1)",
+                "torch.exp(q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1]))  # no division by the sum",
+            ),
+        ),
     ),
     Injection(
         "self_attention",
         "ps1.self_attention.transposed_weights",
-        """
-        def self_attention(x, w_q, w_k, w_v):
-            q, k, v = x @ w_q, x @ w_k, x @ w_v
-            weights = softmax(q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1]), dim=-1)
-            return weights.transpose(-2, -1) @ v, weights
-        """,
+        changed(_SELF_ATTENTION, ("return weights @", "return weights.transpose(-2, -1) @")),
     ),
     Injection(
         "self_attention",
@@ -252,22 +228,18 @@ WRONG = [
     Injection(
         "self_attention",
         "ps1.self_attention.return_order",
-        """
-        def self_attention(x, w_q, w_k, w_v):
-            q, k, v = x @ w_q, x @ w_k, x @ w_v
-            weights = softmax(q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1]), dim=-1)
-            return weights, weights @ v
-        """,
+        changed(_SELF_ATTENTION, ("weights @ v, weights", "weights, weights @ v")),
     ),
     Injection(
         "self_attention",
         "ps1.self_attention.batch",
-        """
-        def self_attention(x, w_q, w_k, w_v):
-            q, k, v = x @ w_q, x @ w_k, x @ w_v
-            weights = softmax(q @ k.T / math.sqrt(k.shape[-1]), dim=-1)  # .T: fine for (N, D) only
-            return weights @ v, weights
-        """,
+        changed(
+            _SELF_ATTENTION,
+            (
+                "k.transpose(-2, -1) / math.sqrt(k.shape[-1]), dim=-1)",
+                "k.T / math.sqrt(k.shape[-1]), dim=-1)  # .T: fine for (N, D) only",
+            ),
+        ),
     ),
     Injection(
         "self_attention",
@@ -541,5 +513,31 @@ CORRECT = [
             return (rows * cols) * (rows * cols)
         """,
         name="attention_pairs/correct/ranges",
+    ),
+]
+
+# Patching grading from a student's cell is caught or has no effect. They run after every other answer (a patch
+# lasts for the whole process), in this order: the first one's patch of vitkit.grading does not take.
+_VITKIT_PATCH = """
+import vitkit.grading, vitkit.grading.ps1
+for module, name in ((vitkit.grading.ps1, 'check_softmax'), (vitkit.grading.ps1, 'check_softmax_example'),
+                     (vitkit.grading, 'verify_integrity'), (vitkit.grading, 'Mistake')):
+    try:
+        setattr(module, name, lambda *args, **kwargs: None)
+    except AttributeError:
+        pass
+"""
+TAMPERING = [
+    Injection(
+        "softmax",
+        "ps1.softmax.wrong_axis",
+        next(i for i in WRONG if i.code == "ps1.softmax.wrong_axis").source + _VITKIT_PATCH,
+        name="wrong softmax, patches vitkit.grading",
+    ),
+    Injection(
+        "softmax",
+        "tampering",
+        CORRECT[0].source + "import numpy.testing\nnumpy.testing.assert_allclose = lambda *a, **k: None\n",
+        name="right softmax, patches numpy.testing",
     ),
 ]

@@ -193,7 +193,14 @@ WRONG = [
 
 # Passing by replacing the comparison functions is caught, never rewarded. It patches torch for the
 # rest of the process, so it runs on its own, not with WRONG.
-TAMPERING = Injection("mhsa", "tampering", "torch.allclose = lambda *args, **kwargs: True\n" + _mhsa(axis="-2"))
+TAMPERING = [
+    Injection(
+        "mhsa",
+        "tampering",
+        "torch.allclose = lambda *args, **kwargs: True\n" + _mhsa(axis="-2"),
+        name="mhsa/tampering/allclose",
+    )
+]
 
 CORRECT = [
     # einsum instead of matmul, a fused qkv layer, and the scale applied to the queries.

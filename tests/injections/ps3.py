@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from tests.injections import Injection
+from tests.injections import Injection, changed
 
 
 def _patchify(body: str) -> str:
@@ -35,6 +35,32 @@ def _resample(body: str) -> str:
     )
 
 
+# Right answers that the mistakes below change (tests.injections.changed): each mistake reads as its difference.
+LINEAR = "nn.Linear(patch_size * patch_size * in_chans, embed_dim)"
+_EMBED = f"""
+class PatchEmbedding(nn.Module):
+    def __init__(self, patch_size, in_chans, embed_dim):
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = {LINEAR}
+
+    def forward(self, images):
+        return self.proj(patchify(images, self.patch_size))
+"""
+_SINCOS = """
+def sincos_position_embedding(grid_h, grid_w, dim):
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4) / (dim // 4))
+    rows, cols = torch.meshgrid(torch.arange(grid_h), torch.arange(grid_w), indexing="ij")
+    r, c = rows.reshape(-1, 1) * omega, cols.reshape(-1, 1) * omega
+    return torch.cat([r.sin(), r.cos(), c.sin(), c.cos()], dim=1)
+"""
+_PAD = """
+def pad_or_truncate(tokens, length):
+    B, N, D = tokens.shape
+    keep = min(N, length)
+    out = torch.cat([tokens[:, :keep], tokens.new_zeros(B, length - keep, D)], dim=1)
+    return out, torch.arange(length).expand(B, length) < keep
+"""
 _GRID_OK = "g = grid.reshape(1, h, h, D).permute(0, 3, 1, 2)"
 _BACK_OK = "g = g.permute(0, 2, 3, 1).reshape(1, new_grid * new_grid, D)"
 
@@ -58,14 +84,14 @@ WRONG = [
     Injection(
         "sincos",
         "ps3.sincos.sin_cos_interleaved",
-        """
-        def sincos_position_embedding(grid_h, grid_w, dim):
-            omega = 1.0 / 10000 ** (torch.arange(dim // 4) / (dim // 4))
-            rows, cols = torch.meshgrid(torch.arange(grid_h), torch.arange(grid_w), indexing="ij")
-            r, c = rows.reshape(-1, 1) * omega, cols.reshape(-1, 1) * omega
-            pairs = lambda t: torch.stack([t.sin(), t.cos()], dim=-1).flatten(1)
-            return torch.cat([pairs(r), pairs(c)], dim=1)
-    """,
+        changed(
+            _SINCOS,
+            (
+                "return torch.cat([r.sin(), r.cos(), c.sin(), c.cos()], dim=1)",
+                "pairs = lambda t: torch.stack([t.sin(), t.cos()], dim=-1).flatten(1)\n"
+                "    return torch.cat([pairs(r), pairs(c)], dim=1)",
+            ),
+        ),
     ),
     # patchify
     Injection(
@@ -157,16 +183,13 @@ WRONG = [
     Injection(
         "embed",
         "ps3.embed.transposed",
-        """
-        class PatchEmbedding(nn.Module):
-            def __init__(self, patch_size, in_chans, embed_dim):
-                super().__init__()
-                self.patch_size = patch_size
-                self.proj = nn.Linear(patch_size * patch_size * in_chans, embed_dim)
-
-            def forward(self, images):
-                return self.proj(patchify(images, self.patch_size)).transpose(1, 2)
-    """,
+        changed(
+            _EMBED,
+            (
+                "self.proj(patchify(images, self.patch_size))",
+                "self.proj(patchify(images, self.patch_size)).transpose(1, 2)",
+            ),
+        ),
     ),
     Injection(
         "embed",
@@ -188,30 +211,22 @@ WRONG = [
     Injection(
         "embed",
         "ps3.embed.proj_missing",
-        """
-        class PatchEmbedding(nn.Module):
-            def __init__(self, patch_size, in_chans, embed_dim):
-                super().__init__()
-                self.patch_size = patch_size
-                self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size)
-
-            def forward(self, images):
-                return self.proj(images).flatten(2).transpose(1, 2)
-    """,
+        changed(
+            _EMBED,
+            (LINEAR, "nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size)"),
+            ("self.proj(patchify(images, self.patch_size))", "self.proj(images).flatten(2).transpose(1, 2)"),
+        ),
     ),
     Injection(
         "embed",
         "ps3.embed.not_close",
-        """
-        class PatchEmbedding(nn.Module):
-            def __init__(self, patch_size, in_chans, embed_dim):
-                super().__init__()
-                self.patch_size = patch_size
-                self.proj = nn.Linear(patch_size * patch_size * in_chans, embed_dim)
-
-            def forward(self, images):
-                return torch.relu(self.proj(patchify(images, self.patch_size)))
-    """,
+        changed(
+            _EMBED,
+            (
+                "self.proj(patchify(images, self.patch_size))",
+                "torch.relu(self.proj(patchify(images, self.patch_size)))",
+            ),
+        ),
     ),
     # patch_embedding_as_conv
     Injection("conv", "ps3.conv.weight_order", _conv("linear.weight.reshape(D, in_chans, P, P)")),
@@ -284,35 +299,17 @@ WRONG = [
     Injection(
         "sincos",
         "ps3.sincos.rows_cols_swapped",
-        """
-        def sincos_position_embedding(grid_h, grid_w, dim):
-            omega = 1.0 / 10000 ** (torch.arange(dim // 4) / (dim // 4))
-            rows, cols = torch.meshgrid(torch.arange(grid_h), torch.arange(grid_w), indexing="ij")
-            r, c = rows.reshape(-1, 1) * omega, cols.reshape(-1, 1) * omega
-            return torch.cat([c.sin(), c.cos(), r.sin(), r.cos()], dim=1)
-    """,
+        changed(_SINCOS, ("[r.sin(), r.cos(), c.sin(), c.cos()]", "[c.sin(), c.cos(), r.sin(), r.cos()]")),
     ),
     Injection(
         "sincos",
         "ps3.sincos.sin_cos_swapped",
-        """
-        def sincos_position_embedding(grid_h, grid_w, dim):
-            omega = 1.0 / 10000 ** (torch.arange(dim // 4) / (dim // 4))
-            rows, cols = torch.meshgrid(torch.arange(grid_h), torch.arange(grid_w), indexing="ij")
-            r, c = rows.reshape(-1, 1) * omega, cols.reshape(-1, 1) * omega
-            return torch.cat([r.cos(), r.sin(), c.cos(), c.sin()], dim=1)
-    """,
+        changed(_SINCOS, ("[r.sin(), r.cos(), c.sin(), c.cos()]", "[r.cos(), r.sin(), c.cos(), c.sin()]")),
     ),
     Injection(
         "sincos",
         "ps3.sincos.frequencies_wrong",
-        """
-        def sincos_position_embedding(grid_h, grid_w, dim):
-            omega = 1.0 / 10000 ** (torch.arange(dim // 4) / (dim // 2))
-            rows, cols = torch.meshgrid(torch.arange(grid_h), torch.arange(grid_w), indexing="ij")
-            r, c = rows.reshape(-1, 1) * omega, cols.reshape(-1, 1) * omega
-            return torch.cat([r.sin(), r.cos(), c.sin(), c.cos()], dim=1)
-    """,
+        changed(_SINCOS, ("/ (dim // 4))", "/ (dim // 2))")),
     ),
     Injection(
         "sincos",
@@ -328,13 +325,14 @@ WRONG = [
     Injection(
         "pad",
         "ps3.pad.front",
-        """
-        def pad_or_truncate(tokens, length):
-            B, N, D = tokens.shape
-            keep = min(N, length)
-            out = torch.cat([tokens.new_zeros(B, length - keep, D), tokens[:, :keep]], dim=1)
-            return out, torch.arange(length).expand(B, length) >= length - keep
-    """,
+        changed(
+            _PAD,
+            (
+                "[tokens[:, :keep], tokens.new_zeros(B, length - keep, D)]",
+                "[tokens.new_zeros(B, length - keep, D), tokens[:, :keep]]",
+            ),
+            ("< keep", ">= length - keep"),
+        ),
     ),
     Injection(
         "pad",
@@ -351,35 +349,23 @@ WRONG = [
     Injection(
         "pad",
         "ps3.pad.mask_inverted",
-        """
-        def pad_or_truncate(tokens, length):
-            B, N, D = tokens.shape
-            keep = min(N, length)
-            out = torch.cat([tokens[:, :keep], tokens.new_zeros(B, length - keep, D)], dim=1)
-            return out, torch.arange(length).expand(B, length) >= keep
-    """,
+        changed(_PAD, ("< keep", ">= keep")),
     ),
     Injection(
         "pad",
         "ps3.pad.nonzero_padding",
-        """
-        def pad_or_truncate(tokens, length):
-            B, N, D = tokens.shape
-            keep = min(N, length)
-            out = torch.cat([tokens[:, :keep], tokens.new_ones(B, length - keep, D)], dim=1)
-            return out, torch.arange(length).expand(B, length) < keep
-    """,
+        changed(_PAD, ("new_zeros", "new_ones")),
     ),
     Injection(
         "pad",
         "ps3.pad.mask_not_bool",
-        """
-        def pad_or_truncate(tokens, length):
-            B, N, D = tokens.shape
-            keep = min(N, length)
-            out = torch.cat([tokens[:, :keep], tokens.new_zeros(B, length - keep, D)], dim=1)
-            return out, (torch.arange(length).expand(B, length) < keep).float()
-    """,
+        changed(
+            _PAD,
+            (
+                "torch.arange(length).expand(B, length) < keep",
+                "(torch.arange(length).expand(B, length) < keep).float()",
+            ),
+        ),
     ),
     # resample_position_grid
     Injection(
@@ -416,6 +402,17 @@ WRONG = [
         g = F.interpolate(g, size=(new_grid, new_grid), mode="bicubic", align_corners=False)
         {_BACK_OK}
         return g"""),
+    ),
+]
+
+# Passing by replacing the comparison functions is caught, never rewarded. It patches torch for the
+# rest of the process, so it runs on its own, not with WRONG.
+TAMPERING = [
+    Injection(
+        "patchify",
+        "tampering",
+        "torch.allclose = lambda *args, **kwargs: True\n" + _patchify("return images"),
+        name="patchify/tampering/allclose",
     ),
 ]
 

@@ -329,6 +329,12 @@ def close(actual: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-5, atol
     return actual.shape == expected.shape and bool(_allclose(actual, expected, rtol=rtol, atol=atol))
 
 
+def largest_difference(actual: torch.Tensor, expected: torch.Tensor) -> str:
+    """``"largest difference 0.123"``: how far ``actual`` is from ``expected`` (same shape) at worst; NaN counts as inf."""
+    worst = (actual.to(torch.float64) - expected.to(torch.float64)).abs().nan_to_num(float("inf")).max().item()
+    return f"largest difference {worst:.3g}"
+
+
 def check_shape(actual: torch.Tensor, expected_shape, name: str = "your result", code: str = "wrong_shape") -> None:
     if tuple(actual.shape) != tuple(expected_shape):
         raise Mistake(code, f"{name} has shape {tuple(actual.shape)}, expected {tuple(expected_shape)}")
@@ -341,8 +347,7 @@ def check_close(
     actual, expected = as_tensor(actual, name), as_tensor(expected)
     check_shape(actual, expected.shape, name)
     if not close(actual, expected, rtol, atol):
-        worst = (actual - expected).abs().nan_to_num(float("inf")).max().item()
-        raise Mistake(code, f"{name}: largest difference {worst:.3g}")
+        raise Mistake(code, f"{name}: {largest_difference(actual, expected)}")
 
 
 # ----------------------------------------------------------------------------- one skill, one check: resampling a position grid
@@ -421,9 +426,7 @@ def position_grid_check(
             for mode in ("bicubic", "bilinear"):
                 if close(out, _resampled(pos, new, mode, variant), **tol):
                     raise Mistake(f"{ps}.resample.{variant.replace('_grid', '')}", where)
-        raise Mistake(
-            f"{ps}.resample.not_close", f"{where}: largest difference {(out - expected).abs().max().item():.3g}"
-        )
+        raise Mistake(f"{ps}.resample.not_close", f"{where}: {largest_difference(out, expected)}")
 
 
 # A graded notebook imports this package before any answer runs: from then on a warning (from a student's

@@ -1,7 +1,7 @@
 """Checks for problem set 1, self-attention: what its test cells call, and the mistakes they name.
 
-Each check starts with the lecture's numbers (x1=[1,0,1,0], x2=[0,2,0,2], x3=[1,1,1,1] and its
-three weight matrices), then tries random inputs of several shapes in float32 and float64. When a
+Each check starts with the lecture's worked example (:mod:`vitkit.worked_example`: x1, x2, x3 and
+the three weight matrices), then tries random inputs of several shapes in float32 and float64. When a
 result is wrong, the check compares it with the classic wrong answers (softmax over the wrong
 axis, a missing 1/√d_k, transposed weights...) and raises :class:`~vitkit.grading.Mistake` with
 that mistake's code, so the student reads *what* is wrong and the class report can count it.
@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from vitkit.grading import Mistake, as_tensor, check_shape, close, seal, uses
+from vitkit.grading import Mistake, as_tensor, check_shape, close, largest_difference, seal, uses
+from vitkit.worked_example import KEYS, QUERIES, SCORES, SLIDE_OUTPUT_1, SLIDE_WEIGHTS_1, VALUES, W_K, W_Q, W_V, X
 
 # Captured now, before student code runs: the references never call what a student could patch.
 _exp, _amax, _sum, _matmul = torch.exp, torch.amax, torch.sum, torch.matmul
@@ -30,16 +31,7 @@ _Tensor, _isinstance, _len, _tuple, _round = torch.Tensor, isinstance, len, tupl
 
 # ----------------------------------------------------------------------------- the lecture's numbers
 
-X = ((1, 0, 1, 0), (0, 2, 0, 2), (1, 1, 1, 1))  # inputs x1, x2, x3 (one row each)
-W_K = ((0, 0, 1), (1, 1, 0), (0, 1, 0), (1, 1, 0))
-W_Q = ((1, 0, 1), (1, 0, 0), (0, 0, 1), (0, 1, 1))
-W_V = ((0, 2, 0), (0, 3, 0), (1, 0, 3), (1, 1, 0))
-KEYS = ((0, 1, 1), (4, 4, 0), (2, 3, 1))
-QUERIES = ((1, 0, 2), (2, 2, 2), (2, 1, 3))
-VALUES = ((1, 2, 3), (2, 8, 0), (2, 6, 3))
-SCORES = ((2, 4, 4), (4, 16, 12), (4, 12, 10))  # row i: query i against every key
-SLIDE_WEIGHTS_1 = (0.0, 0.5, 0.5)  # the slide's rounded softmax of input 1's scores
-SLIDE_OUTPUT_1 = (2.0, 7.0, 1.5)
+# The worked example (X, W_Q, W_K, W_V and what the slides compute from them) is imported above.
 FULL_HD_PIXEL_PAIRS = 4_299_816_960_000  # (1920 * 1080) ** 2
 
 
@@ -172,8 +164,7 @@ def _softmax_case(softmax, x: torch.Tensor, dim: int | None, label: str) -> None
             raise Mistake(
                 "ps1.softmax.not_normalised", f"softmax({label}) sums to {sums.flatten()[:4].tolist()} over axis {axis}"
             )
-        worst = (out - ref).abs().max().item()
-        raise Mistake("ps1.softmax.wrong_values", f"softmax({label}): largest difference {worst:.3g}")
+        raise Mistake("ps1.softmax.wrong_values", f"softmax({label}): {largest_difference(out, ref)}")
     if _isinstance(result, _Tensor) and result.dtype != x.dtype:
         raise Mistake("ps1.softmax.dtype", f"softmax of a {x.dtype} tensor returned {result.dtype}")
     if names & {"softmax", "special_softmax", "log_softmax", "_softmax"}:
@@ -352,9 +343,7 @@ def _attention_case(self_attention, x, wq, wk, wv, label: str) -> None:
             raise Mistake(
                 "ps1.self_attention.weights_not_normalised", f"on {label} the rows sum to {sums.flatten()[:4].tolist()}"
             )
-        raise Mistake(
-            "ps1.self_attention.wrong_weights", f"on {label}: largest difference {(w - ref_w).abs().max().item():.3g}"
-        )
+        raise Mistake("ps1.self_attention.wrong_weights", f"on {label}: {largest_difference(w, ref_w)}")
     if not close(out, ref_out, rtol, atol):
         found = _first(
             [
@@ -371,7 +360,7 @@ def _attention_case(self_attention, x, wq, wk, wv, label: str) -> None:
                 found
                 or (
                     "ps1.self_attention.wrong_output",
-                    f"on {label}: largest difference {(out - ref_out).abs().max().item():.3g}",
+                    f"on {label}: {largest_difference(out, ref_out)}",
                 )
             )
         )

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from vitkit.attention import Attention
-from vitkit.grading import Mistake, as_tensor, close, seal
+from vitkit.grading import Mistake, as_tensor, close, largest_difference, seal
 
 # Captured before any student code runs in this process.
 _matmul = torch.matmul
@@ -160,7 +160,7 @@ def _diagnose(student_cls, dim: int, num_heads: int, batch: int, tokens: int, se
         if not close(weights, ref_weights, **tol):
             raise Mistake(
                 "ps2.mhsa.weights_wrong",
-                f"{where}: largest difference {(weights - ref_weights).abs().max().item():.3g}",
+                f"{where}: {largest_difference(weights, ref_weights)}",
             )
         return
     for variant in _VARIANTS:
@@ -184,7 +184,7 @@ def _diagnose(student_cls, dim: int, num_heads: int, batch: int, tokens: int, se
                     "ps2.mhsa.softmax_across_heads",
                     f"{where}: rows of your weights sum to {sums.flatten()[:3].tolist()}...",
                 )
-    raise Mistake("ps2.mhsa.not_close", f"{where}: largest difference {(out - ref_out).abs().max().item():.3g}")
+    raise Mistake("ps2.mhsa.not_close", f"{where}: {largest_difference(out, ref_out)}")
 
 
 # ----------------------------------------------------------------------------- the checks the notebook calls
@@ -246,16 +246,14 @@ def _compare_with_torch(student_cls, dim: int = 16, heads: int = 4) -> None:
     if tuple(out.shape) != tuple(ref_out.shape):
         raise Mistake("ps2.mhsa.wrong_shape", f"{where}: got {tuple(out.shape)}, expected {tuple(ref_out.shape)}")
     if not close(out, ref_out, rtol=1e-7, atol=1e-9):
-        raise Mistake("ps2.mhsa.not_close", f"{where}: largest difference {(out - ref_out).abs().max().item():.3g}")
+        raise Mistake("ps2.mhsa.not_close", f"{where}: {largest_difference(out, ref_out)}")
     if tuple(weights.shape) != tuple(ref_weights.shape):
         raise Mistake(
             "ps2.mhsa.weights_not_per_head",
             f"{where}: weights of shape {tuple(weights.shape)}, expected {tuple(ref_weights.shape)}",
         )
     if not close(weights, ref_weights, rtol=1e-7, atol=1e-9):
-        raise Mistake(
-            "ps2.mhsa.weights_wrong", f"{where}: largest difference {(weights - ref_weights).abs().max().item():.3g}"
-        )
+        raise Mistake("ps2.mhsa.weights_wrong", f"{where}: {largest_difference(weights, ref_weights)}")
 
 
 def _compare_with_vitkit(student_cls, dim: int = 12, heads: int = 2) -> None:

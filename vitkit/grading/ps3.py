@@ -18,7 +18,7 @@ from torch.overrides import TorchFunctionMode
 
 from vitkit.embedding import patchify as _patchify_ref
 from vitkit.embedding import sincos_pos_embed_2d as _sincos_ref
-from vitkit.grading import Mistake, as_tensor, close, position_grid_check, seal, uses
+from vitkit.grading import Mistake, as_tensor, close, largest_difference, position_grid_check, seal, uses
 
 _randn = torch.randn
 _Generator = torch.Generator
@@ -42,10 +42,6 @@ def _match(actual: torch.Tensor, candidates: dict, tol=dict(rtol=1e-5, atol=1e-6
         if value is not None and close(actual, value, **tol):
             return name
     return None
-
-
-def _worst(a: torch.Tensor, b: torch.Tensor) -> str:
-    return f"largest difference {(a.double() - b.double()).abs().nan_to_num(float('inf')).max().item():.3g}"
 
 
 class _CountOps(TorchFunctionMode):
@@ -99,7 +95,7 @@ def check_patchify(student_fn, thorough: bool = False) -> None:
             wrong = _match(got, _patchify_variants(x, p))
             raise Mistake(
                 f"ps3.patchify.{wrong}" if wrong else "ps3.patchify.not_close",
-                where if wrong else f"{where}: {_worst(got, expected)}",
+                where if wrong else f"{where}: {largest_difference(got, expected)}",
             )
         patches = (H // p) * (W // p)
         if thorough and patches >= 16 and counter.count > patches // 2:
@@ -205,7 +201,7 @@ def check_patch_embedding(student_cls, thorough: bool = False) -> None:
             }
             if _match(got, variants, dict(rtol=1e-4, atol=1e-4)):
                 raise Mistake("ps3.embed.patch_order", where)
-            raise Mistake("ps3.embed.not_close", f"{where}: {_worst(got, expected)}")
+            raise Mistake("ps3.embed.not_close", f"{where}: {largest_difference(got, expected)}")
     print("PatchEmbedding is a linear map of the patches.")
 
 
@@ -242,7 +238,7 @@ def check_conv_equivalence(student_fn) -> None:
         wrong = _match(got.to(torch.float32), variants, dict(rtol=1e-4, atol=1e-4))
         raise Mistake(
             f"ps3.conv.{wrong}" if wrong else "ps3.conv.not_close",
-            where if wrong else f"{where}: {_worst(got, expected)}",
+            where if wrong else f"{where}: {largest_difference(got, expected)}",
         )
     print("The strided convolution computes exactly the linear patch embedding.")
 
@@ -329,7 +325,7 @@ def check_sincos(student_fn) -> None:
                 raise Mistake(
                     "ps3.sincos." + ("frequencies_wrong" if wrong.startswith("frequencies") else wrong), where
                 )
-            raise Mistake("ps3.sincos.not_close", f"{where}: {_worst(got, expected)}")
+            raise Mistake("ps3.sincos.not_close", f"{where}: {largest_difference(got, expected)}")
     print("2-D sin-cos position embeddings match.")
 
 
@@ -383,7 +379,7 @@ def check_embed_image(student_fn) -> None:
         wrong = _match(got, variants, dict(rtol=1e-4, atol=1e-4))
         if wrong:
             raise Mistake(f"ps3.pos_embed.{wrong.replace('_cls_bare', '')}", where)
-        raise Mistake("ps3.pos_embed.not_close", f"{where}: {_worst(got, expected)}")
+        raise Mistake("ps3.pos_embed.not_close", f"{where}: {largest_difference(got, expected)}")
     print("embed_image: patches, then CLS in front, then a position for every token.")
 
 
@@ -423,7 +419,7 @@ def check_pad_or_truncate(student_fn) -> None:
                 raise Mistake(
                     "ps3.pad.nonzero_padding", f"{where}: padding values {got[0, keep:].flatten()[:3].tolist()}..."
                 )
-            raise Mistake("ps3.pad.not_close", f"{where}: {_worst(got, expected)}")
+            raise Mistake("ps3.pad.not_close", f"{where}: {largest_difference(got, expected)}")
         if not bool((mask == expected_mask).all()):
             code = "ps3.pad.mask_inverted" if bool((mask == ~expected_mask).all()) else "ps3.pad.not_close"
             raise Mistake(code, f"{where}: mask {mask[0].tolist()}, expected {expected_mask[0].tolist()}")

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitkit.grading import Mistake, as_tensor, close, seal, uses
+from vitkit.grading import Mistake, as_tensor, close, largest_difference, seal, uses
 from vitkit.vit import Block as _ReferenceBlock
 from vitkit.vit import Mlp as _ReferenceMLP
 
@@ -276,10 +276,6 @@ def _run(module, x, code_shape, expected_shape, what):
     return out
 
 
-def _diff(a, b) -> str:
-    return f"largest difference {(a - b).abs().nan_to_num(float('inf')).max().item():.3g}"
-
-
 # ----------------------------------------------------------------------------- the checks the notebook calls
 
 
@@ -298,7 +294,7 @@ def check_mlp(student_cls, cases=((8, 16, (2, 5)), (12, 24, (1, 3)), (6, 4, (3, 
         for variant in ("no_activation", "relu", "activation_after_fc2"):
             if close(out, _mlp(x, sd, variant=variant), **TOL):
                 raise Mistake(f"ps4.mlp.{variant}", where)
-        raise Mistake("ps4.mlp.not_close", f"{where}: {_diff(out, _mlp(x, sd))}")
+        raise Mistake("ps4.mlp.not_close", f"{where}: {largest_difference(out, _mlp(x, sd))}")
     print("MLP: fc1 -> GELU -> fc2, right on every shape.")
 
 
@@ -319,7 +315,7 @@ def check_block(student_cls, cases=((16, 4, 2.0, (2, 5)), (12, 3, 4.0, (1, 9)), 
         for variant, name in _BLOCK_VARIANTS.items():
             if close(out, _block(x, sd, heads, variant=variant), **TOL):
                 raise Mistake(f"ps4.block.{name}", where)
-        raise Mistake("ps4.block.not_close", f"{where}: {_diff(out, ref)}")
+        raise Mistake("ps4.block.not_close", f"{where}: {largest_difference(out, ref)}")
     print("Block: pre-norm attention and MLP, each with its residual.")
 
 
@@ -367,7 +363,8 @@ def _check_vit_case(student_cls, cfg, seed, B=2) -> None:
                 raise Mistake(f"ps4.vit.{name}", f"{where}, embed")
         if not close(tokens[:, 1:], ref[:, 1:], **TOL) and close(tokens[:, :1], ref[:, :1], **TOL):
             raise Mistake(
-                "ps4.vit.patches_wrong", f"{where}, embed: the patch tokens differ ({_diff(tokens[:, 1:], ref[:, 1:])})"
+                "ps4.vit.patches_wrong",
+                f"{where}, embed: the patch tokens differ ({largest_difference(tokens[:, 1:], ref[:, 1:])})",
             )
         if not close(tokens[:, :1], ref[:, :1], **TOL):
             first = tokens[:, 0]
@@ -377,7 +374,7 @@ def _check_vit_case(student_cls, cfg, seed, B=2) -> None:
                 else "ps4.vit.pos_embed_wrong_tokens"
             )
             raise Mistake(code, f"{where}, embed: token 0 is not cls_token + pos_embed[:, 0]")
-        raise Mistake("ps4.vit.not_close", f"{where}, embed: {_diff(tokens, ref)}")
+        raise Mistake("ps4.vit.not_close", f"{where}, embed: {largest_difference(tokens, ref)}")
     logits = _run(model, images, "ps4.vit.wrong_shape", (B, cfg["num_classes"]), where)
     ref = _vit(images, sd, cfg["num_heads"], cfg["depth"])
     if close(logits, ref, **TOL):
@@ -388,7 +385,7 @@ def _check_vit_case(student_cls, cfg, seed, B=2) -> None:
     for variant, name in _EMBED_VARIANTS.items():  # embed was right, but forward may not call it
         if close(logits, _vit(images, sd, cfg["num_heads"], cfg["depth"], embed_variant=variant), **TOL):
             raise Mistake(f"ps4.vit.{name}", f"{where} (forward does not use embed)")
-    raise Mistake("ps4.vit.not_close", f"{where}: {_diff(logits, ref)}")
+    raise Mistake("ps4.vit.not_close", f"{where}: {largest_difference(logits, ref)}")
 
 
 @uses(Block=_ReferenceBlock)
@@ -424,7 +421,7 @@ def check_vit_hidden(student_cls) -> None:
     if not close(theirs, ours, **TOL):
         raise Mistake(
             "ps4.vit.not_close",
-            f"your own weights in vitkit's ViT give other logits than your model: {_diff(theirs, ours)}",
+            f"your own weights in vitkit's ViT give other logits than your model: {largest_difference(theirs, ours)}",
         )
     print("VisionTransformer: vitkit's ViT with your weights computes what your model computes.")
 
