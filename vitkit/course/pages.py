@@ -1,0 +1,24 @@
+"""The course's HTML pages (class report, feedback summary) from Jinja templates in ``vitkit/course/templates/``.
+
+Autoescaping is on: every value a template shows (student names, error messages, a grader's comment) is
+escaped, so text a student wrote can never become markup in the instructor's or another student's browser.
+"""
+
+from __future__ import annotations
+
+import functools
+
+
+@functools.cache
+def environment():
+    """The Jinja environment: templates from the package, autoescape on, the ``g`` filter (``format(x, "g")``)."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    env = Environment(loader=PackageLoader("vitkit.course", "templates"), autoescape=True, undefined=StrictUndefined)
+    env.filters["g"] = lambda x: format(x, "g")
+    return env
+
+
+def render(name: str, **values) -> str:
+    """The template ``name`` (e.g. ``report.html.j2``) rendered with ``values``, as an HTML string."""
+    return environment().get_template(name).render(**values)
