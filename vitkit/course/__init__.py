@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vitkit.course.paths import Course, find_course
+from vitkit.course.paths import Course, find_course, read_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -124,12 +124,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_timeout(course: Course) -> int:
-    """``Execute.timeout`` from the course's nbgrader_config.py (300 when it sets none)."""
-    import re
-
-    text = course.path("nbgrader_config.py").read_text() if course.path("nbgrader_config.py").is_file() else ""
-    m = re.search(r"^c\.Execute\.timeout\s*=\s*(\d+)", text, re.M)
-    return int(m.group(1)) if m else 300
+    """``Execute.timeout`` as the course's nbgrader_config.py sets it (300 when it sets none)."""
+    value = read_config(course.root).get("Execute", {}).get("timeout")
+    return 300 if value is None else int(value)
 
 
 def main(args: argparse.Namespace) -> int:
