@@ -134,7 +134,7 @@ def main(args: argparse.Namespace) -> int:
     course = Course(args.root) if args.root else find_course()
     action = args.action
     if action == "release":
-        from vitkit.course.grade import release, release_differences
+        from vitkit.course.assignment import release, release_differences
 
         bad = 0
         for ps in course.resolve(args.ps):
@@ -224,7 +224,7 @@ def main(args: argparse.Namespace) -> int:
 
         return run(course)
     if action == "flags":
-        from vitkit.course.grade import load_records
+        from vitkit.course.records import load_records
 
         n = 0
         for ps in course.resolve(args.ps):
@@ -243,7 +243,7 @@ def main(args: argparse.Namespace) -> int:
         )
         return 0
     if action == "decide":
-        from vitkit.course.grade import decide
+        from vitkit.course.records import decide
 
         decide(course, args.student, args.ps, args.verdict)
         print(f"{args.student}/{args.ps}: {args.verdict}")
@@ -293,7 +293,7 @@ def main(args: argparse.Namespace) -> int:
 
 def status(course: Course) -> int:
     """Print, per problem set: collected, graded, failed/flagged (with reasons), feedback written."""
-    from vitkit.course.grade import load_records, manual_grades
+    from vitkit.course.records import load_records, manual_grades
 
     for ps in course.problem_sets():
         students = course.students(ps)

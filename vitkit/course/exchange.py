@@ -21,8 +21,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from vitkit.course.assignment import nbgrader
 from vitkit.course.collect import Collected, write_log
-from vitkit.course.grade import nbgrader
 from vitkit.course.paths import Course, read_config
 
 

@@ -16,9 +16,9 @@ import re
 import warnings
 from pathlib import Path
 
-from vitkit.course.grade import load_records
 from vitkit.course.pages import render
 from vitkit.course.paths import Course
+from vitkit.course.records import load_records
 
 _HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", re.S)
 
@@ -61,7 +61,7 @@ def sanitize(nb: dict, released: dict[str, str]) -> dict:
 def summary_html(record: dict, cat, written: dict[str, dict] | None = None) -> str:
     """The per-question table at the top of a student's feedback.
 
-    ``written``: this student's written answers as :func:`vitkit.course.grade.manual_grades` gives them
+    ``written``: this student's written answers as :func:`vitkit.course.records.manual_grades` gives them
     (a person's points and comment, or "not graded yet").
     """
     questions = [
@@ -113,7 +113,7 @@ def feedback(course: Course, problem_sets: list[str] | None = None) -> list[Path
     from markupsafe import Markup
     from nbconvert import HTMLExporter
 
-    from vitkit.course.grade import manual_grades
+    from vitkit.course.records import manual_grades
 
     cat = catalogue()
     exporter = HTMLExporter(template_name="lab")
@@ -189,7 +189,7 @@ def written_columns(course: Course, problem_sets: list[str]) -> tuple[list[str],
     Returns the column names, ``{student: values}`` and the ``student/ps`` whose written answers are pending.
     The problem-set columns already hold autograded plus manual points (nbgrader's score).
     """
-    from vitkit.course.grade import manual_grades
+    from vitkit.course.records import manual_grades
 
     manual = {ps: manual_grades(course, ps) for ps in problem_sets}
     with_written = [ps for ps in problem_sets if manual[ps]]

@@ -17,9 +17,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from vitkit.course.feedback import catalogue
-from vitkit.course.grade import load_records
 from vitkit.course.pages import render
 from vitkit.course.paths import Course
+from vitkit.course.records import load_records
 
 
 def mistake_table(records: dict[str, dict], cat) -> list[dict]:
@@ -140,7 +140,7 @@ def histograms_png(records: dict[str, dict]) -> bytes:
 
 def report(course: Course, ps: str) -> Path:
     """Write ``reports/<ps>/index.html`` and ``mistakes.csv`` (and ``scores.png``); returns the HTML path."""
-    from vitkit.course.grade import manual_grades
+    from vitkit.course.records import manual_grades
 
     records = load_records(course, ps)
     if not records:
