@@ -36,6 +36,7 @@ from torch import nn
 from vitkit import count_flops, count_params, create_model
 from vitkit.budget import budget
 from vitkit.data import Augment, Dataset, Split, load_dataset
+from vitkit.data.splits import balanced_order
 from vitkit.robustness import PROBES, gradient_saliency, robustness_curve
 
 __all__ = [
@@ -487,13 +488,7 @@ def balanced_indices(labels: torch.Tensor, count: int | None, seed: int = 0) -> 
     """``count`` indices into ``labels`` (N,), the classes taking turns, drawn with ``seed``; sorted. None: all N."""
     if count is None or count >= len(labels):
         return torch.arange(len(labels))
-    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-    rank = torch.empty(len(labels), dtype=torch.long)
-    for c in labels.unique():
-        members = perm[labels[perm] == c]
-        rank[members] = torch.arange(len(members))
-    order = perm[(rank[perm] * len(labels) + torch.arange(len(labels))).argsort()]  # by turn, then by shuffled position
-    return order[:count].sort().values
+    return balanced_order(labels, torch.Generator().manual_seed(seed))[:count].sort().values
 
 
 def load_data(p: Plan, fraction: float | None = None, seed: int | None = None) -> Dataset:
