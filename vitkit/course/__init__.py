@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vitkit.course.paths import Course, find_course
+from vitkit.course.paths import Course, find_course, read_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -124,12 +124,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_timeout(course: Course) -> int:
-    """``Execute.timeout`` from the course's nbgrader_config.py (300 when it sets none)."""
-    import re
-
-    text = course.path("nbgrader_config.py").read_text() if course.path("nbgrader_config.py").is_file() else ""
-    m = re.search(r"^c\.Execute\.timeout\s*=\s*(\d+)", text, re.M)
-    return int(m.group(1)) if m else 300
+    """``Execute.timeout`` as the course's nbgrader_config.py sets it (300 when it sets none)."""
+    value = read_config(course.root).get("Execute", {}).get("timeout")
+    return 300 if value is None else int(value)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -137,7 +134,7 @@ def main(args: argparse.Namespace) -> int:
     course = Course(args.root) if args.root else find_course()
     action = args.action
     if action == "release":
-        from vitkit.course.grade import release, release_differences
+        from vitkit.course.assignment import release, release_differences
 
         bad = 0
         for ps in course.resolve(args.ps):
@@ -227,7 +224,7 @@ def main(args: argparse.Namespace) -> int:
 
         return run(course)
     if action == "flags":
-        from vitkit.course.grade import load_records
+        from vitkit.course.records import load_records
 
         n = 0
         for ps in course.resolve(args.ps):
@@ -246,7 +243,7 @@ def main(args: argparse.Namespace) -> int:
         )
         return 0
     if action == "decide":
-        from vitkit.course.grade import decide
+        from vitkit.course.records import decide
 
         decide(course, args.student, args.ps, args.verdict)
         print(f"{args.student}/{args.ps}: {args.verdict}")
@@ -296,7 +293,7 @@ def main(args: argparse.Namespace) -> int:
 
 def status(course: Course) -> int:
     """Print, per problem set: collected, graded, failed/flagged (with reasons), feedback written."""
-    from vitkit.course.grade import load_records, manual_grades
+    from vitkit.course.records import load_records, manual_grades
 
     for ps in course.problem_sets():
         students = course.students(ps)

@@ -21,9 +21,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from vitkit.course.assignment import nbgrader
 from vitkit.course.collect import Collected, write_log
-from vitkit.course.grade import nbgrader
-from vitkit.course.paths import Course
+from vitkit.course.paths import Course, read_config
 
 
 def _root_args(root: str | None) -> list[str]:
@@ -35,13 +35,11 @@ def exchange_root(course: Course, root: str | None = None) -> Path:
     if root:
         return Path(root)
     from jupyter_core.paths import jupyter_config_path
-    from traitlets.config.loader import PyFileConfigLoader
 
     for folder in (course.root, *jupyter_config_path()):
-        if Path(folder, "nbgrader_config.py").is_file():
-            cfg = PyFileConfigLoader("nbgrader_config.py", path=str(folder)).load_config()
-            if "root" in cfg.get("Exchange", {}):
-                return Path(cfg.Exchange.root)
+        cfg = read_config(folder)
+        if "root" in cfg.get("Exchange", {}):
+            return Path(cfg.Exchange.root)
     return Path("/srv/nbgrader/exchange")
 
 
@@ -57,10 +55,7 @@ def release(course: Course, ps: str, root: str | None = None) -> Path:
 
 def course_id(course: Course) -> str:
     """``CourseDirectory.course_id`` of the course's nbgrader_config.py (the exchange's folder name)."""
-    from traitlets.config.loader import PyFileConfigLoader
-
-    cfg = PyFileConfigLoader("nbgrader_config.py", path=course.root).load_config()
-    value = cfg.get("CourseDirectory", {}).get("course_id", "")
+    value = read_config(course.root).get("CourseDirectory", {}).get("course_id", "")
     if not value:
         raise SystemExit(
             f"{course.path('nbgrader_config.py')} sets no c.CourseDirectory.course_id: the exchange files "

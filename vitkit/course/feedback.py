@@ -10,15 +10,15 @@ the top lists the score per question and the student's named mistakes with their
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import re
 import warnings
 from pathlib import Path
 
-from vitkit.course.grade import load_records
+from vitkit.course.pages import render
 from vitkit.course.paths import Course
+from vitkit.course.records import load_records
 
 _HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", re.S)
 
@@ -61,68 +61,59 @@ def sanitize(nb: dict, released: dict[str, str]) -> dict:
 def summary_html(record: dict, cat, written: dict[str, dict] | None = None) -> str:
     """The per-question table at the top of a student's feedback.
 
-    ``written``: this student's written answers as :func:`vitkit.course.grade.manual_grades` gives them
+    ``written``: this student's written answers as :func:`vitkit.course.records.manual_grades` gives them
     (a person's points and comment, or "not graded yet").
     """
-    rows = []
-    for nb_name, cells in record.get("scores", {}).items():
-        for gid, (score, top) in cells.items():
-            found = record.get("mistakes", {}).get(nb_name, {}).get(gid, [])
-            notes = []
-            for code, message in found:
-                info = cat.get(code)
-                notes.append(
-                    f"<b>{html.escape(info.message)}</b> — hint: {html.escape(info.hint)}"
-                    if info
-                    else html.escape(message)
-                )
-            rows.append(
-                f"<tr><td>{html.escape(gid)}</td><td>{score:g} / {top:g}</td><td>{'<br>'.join(notes) or 'passed'}</td></tr>"
-            )
+    questions = [
+        {
+            "gid": gid,
+            "score": score,
+            "top": top,
+            "mistakes": [
+                {"info": cat.get(code), "message": message}
+                for code, message in record.get("mistakes", {}).get(nb_name, {}).get(gid, [])
+            ],
+        }
+        for nb_name, cells in record.get("scores", {}).items()
+        for gid, (score, top) in cells.items()
+    ]
     written = written or {}
-    for gid, m in sorted(written.items()):
-        score = "not graded yet" if m["pending"] else f"{m['score']:g} / {m['max']:g}"
-        note = html.escape(m["comment"]) or (
-            "a person grades this written answer"
-            if m["pending"]
-            else "unanswered"
-            if m["manual"] is None
-            else "graded by a person"
-        )
-        rows.append(f"<tr><td>{html.escape(gid)} (written)</td><td>{score}</td><td>{note}</td></tr>")
-    total = sum(s for cells in record.get("scores", {}).values() for s, _ in cells.values()) + sum(
-        m["score"] for m in written.values()
+    answers = [
+        {
+            **m,
+            "gid": gid,
+            "note": m["comment"]
+            or (
+                "a person grades this written answer"
+                if m["pending"]
+                else "unanswered"
+                if m["manual"] is None
+                else "graded by a person"
+            ),
+        }
+        for gid, m in sorted(written.items())
+    ]
+    scores = [sc for cells in record.get("scores", {}).values() for sc in cells.values()]
+    return render(
+        "feedback_summary.html.j2",
+        ps=record["ps"],
+        graded=record.get("status") == "graded",
+        reason=record.get("reason", ""),
+        total=sum(s for s, _ in scores) + sum(m["score"] for m in written.values()),
+        top=sum(t for _, t in scores) + sum(m["max"] for m in written.values()),
+        written_pending=any(m["pending"] for m in written.values()),
+        questions=questions,
+        written=answers,
     )
-    top = sum(t for cells in record.get("scores", {}).values() for _, t in cells.values()) + sum(
-        m["max"] for m in written.values()
-    )
-    status = record.get("status")
-    head = (
-        f"<h2>{html.escape(record['ps'])}: {total:g} / {top:g}</h2>"
-        if status == "graded"
-        else f"<h2>{html.escape(record['ps'])}: 0 points</h2><p><b>Your notebook could not be graded:</b> {html.escape(record.get('reason', ''))}</p>"
-    )
-    if status == "graded" and record.get("reason"):
-        head += f"<p>Note: {html.escape(record['reason'])}</p>"
-    if status == "graded" and any(m["pending"] for m in written.values()):
-        head += "<p>Your written answers are not graded yet: this total counts them as 0 until they are.</p>"
-    table = (
-        (
-            "<table border=1 cellpadding=4 style='border-collapse:collapse'><tr><th>question</th><th>score</th>"
-            f"<th>what went wrong</th></tr>{''.join(rows)}</table>"
-        )
-        if rows
-        else ""
-    )
-    return f"<div class='vitkit-summary'>{head}{table}</div>"
 
 
 def feedback(course: Course, problem_sets: list[str] | None = None) -> list[Path]:
     """Write ``feedback/<student>/<ps>/<notebook>.html`` for every graded record; returns the pages written."""
     import nbformat
+    from markupsafe import Markup
     from nbconvert import HTMLExporter
 
-    from vitkit.course.grade import manual_grades
+    from vitkit.course.records import manual_grades
 
     cat = catalogue()
     exporter = HTMLExporter(template_name="lab")
@@ -147,7 +138,7 @@ def feedback(course: Course, problem_sets: list[str] | None = None) -> list[Path
                     body, _ = exporter.from_notebook_node(nbformat.from_dict(nb))
                     body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + summary, body, count=1)
                 else:
-                    body = f"<!doctype html><html><head><meta charset='utf-8'><title>{ps}</title></head><body>{summary}</body></html>"
+                    body = render("feedback_page.html.j2", ps=ps, summary=Markup(summary))
                 page = out / f"{name}.html"
                 page.write_text(body)
                 written.append(page)
@@ -198,7 +189,7 @@ def written_columns(course: Course, problem_sets: list[str]) -> tuple[list[str],
     Returns the column names, ``{student: values}`` and the ``student/ps`` whose written answers are pending.
     The problem-set columns already hold autograded plus manual points (nbgrader's score).
     """
-    from vitkit.course.grade import manual_grades
+    from vitkit.course.records import manual_grades
 
     manual = {ps: manual_grades(course, ps) for ps in problem_sets}
     with_written = [ps for ps in problem_sets if manual[ps]]

@@ -90,6 +90,21 @@ class Course:
         return names
 
 
+def read_config(folder: str | Path):
+    """The traitlets ``Config`` that ``folder``'s ``nbgrader_config.py`` sets (empty when there is none).
+
+    traitlets' own loader runs the file as nbgrader does (``c = get_config()``, ``__file__``), so what the
+    kit reads is exactly what nbgrader will use: comments, docstrings, expressions and later assignments
+    mean what they mean in Python.
+    """
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    if not Path(folder, "nbgrader_config.py").is_file():
+        return Config()
+    return PyFileConfigLoader("nbgrader_config.py", path=str(folder)).load_config()
+
+
 def find_course(start: str | None = None) -> Course:
     """The course whose ``nbgrader_config.py`` is in ``start`` (default: the working folder) or above it."""
     here = Path(start or os.getcwd()).resolve()

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import base64
 import csv
-import html
 import io
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from vitkit.course.feedback import catalogue
-from vitkit.course.grade import load_records
+from vitkit.course.pages import render
 from vitkit.course.paths import Course
+from vitkit.course.records import load_records
 
 
 def mistake_table(records: dict[str, dict], cat) -> list[dict]:
@@ -140,18 +140,13 @@ def histograms_png(records: dict[str, dict]) -> bytes:
 
 def report(course: Course, ps: str) -> Path:
     """Write ``reports/<ps>/index.html`` and ``mistakes.csv`` (and ``scores.png``); returns the HTML path."""
-    from vitkit.course.grade import manual_grades
+    from vitkit.course.records import manual_grades
 
     records = load_records(course, ps)
     if not records:
         raise SystemExit(f"no graded submissions of {ps}: run `vitkit course autograde {ps}` first")
     cat = catalogue()
     written = written_table(manual_grades(course, ps))
-    written_html = "".join(
-        f"<tr><td>{html.escape(w['question'])}</td><td>{w['graded']}</td><td>{w['pending']}</td>"
-        f"<td>{'–' if w['mean'] is None else format(w['mean'], 'g')} / {w['max']:g}</td></tr>"
-        for w in written
-    )
     rows = mistake_table(records, cat)
     trouble = problems(course, ps, records)
     out = course.reports / ps
@@ -165,34 +160,19 @@ def report(course: Course, ps: str) -> Path:
     png = histograms_png(records)
     (out / "scores.png").write_bytes(png)
     graded = sum(r["status"] == "graded" for r in records.values())
-    mistakes_html = "".join(
-        f"<tr><td>{html.escape(r['question'])}</td><td><code>{html.escape(r['mistake'])}</code></td>"
-        f"<td>{html.escape(r['message'])}</td><td>{r['students']}</td><td>{100 * r['share']:.0f}%</td>"
-        f"<td><small>{html.escape(r['example'])}</small></td></tr>"
-        for r in rows
-    )
-    trouble_html = "".join(
-        f"<tr><td>{html.escape(t['student'])}</td><td>{t['status']}</td><td>{html.escape(t['reason'])}</td></tr>"
-        for t in trouble
-    )
     scores = Counter(
         round(sum(s for c in r.get("scores", {}).values() for s, _ in c.values()), 2) for r in records.values()
     )
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(ps)}: class report</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:70em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}}</style></head><body>
-<h1>{html.escape(ps)}: what to re-teach</h1>
-<p>{len(records)} submissions, {graded} graded; mean score {sum(k * v for k, v in scores.items()) / max(1, sum(scores.values())):.2f}.</p>
-<h2>Mistakes per question</h2>
-<p>Share of the {graded} graded students who made each mistake (a student may make several).</p>
-<table><tr><th>question</th><th>mistake</th><th>what it means</th><th>students</th><th>share</th><th>example message</th></tr>
-{mistakes_html or "<tr><td colspan=6>no mistakes found</td></tr>"}</table>
-<h2>Scores</h2><img alt="score histograms" src="data:image/png;base64,{base64.b64encode(png).decode()}">
-<h2>Written answers (graded by a person)</h2>
-<table><tr><th>question</th><th>graded</th><th>waiting for a grader</th><th>mean score</th></tr>
-{written_html or "<tr><td colspan=4>no written answers in this problem set</td></tr>"}</table>
-<h2>Not submitted or could not run</h2>
-<table><tr><th>student</th><th>status</th><th>reason</th></tr>{trouble_html or "<tr><td colspan=3>none</td></tr>"}</table>
-</body></html>"""
+    page = render(
+        "report.html.j2",
+        ps=ps,
+        submissions=len(records),
+        graded=graded,
+        mean=sum(k * v for k, v in scores.items()) / max(1, sum(scores.values())),
+        mistakes=rows,
+        png_base64=base64.b64encode(png).decode(),
+        written=written,
+        trouble=trouble,
+    )
     (out / "index.html").write_text(page)
     return out / "index.html"

@@ -127,7 +127,7 @@ def fingerprint(folder: Path) -> str:
 def grade_submission(course: Course, student: str, ps: str, limits: Limits, template: bytes) -> GradeResult:
     """Autograde ``student``'s submission of ``ps``; never raises.
 
-    ``template``: the bytes of a gradebook holding the assignment (``vitkit.course.grade.make_template``).
+    ``template``: the bytes of a gradebook holding the assignment (``vitkit.course.assignment.make_template``).
     The real course is only read: a worker on another machine needs the course folder mounted.
     """
     start = time.perf_counter()

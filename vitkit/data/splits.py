@@ -113,12 +113,14 @@ def _stats(mean, std, like: torch.Tensor):
 
 def _fixed_test_indices(labels: np.ndarray, count: int) -> np.ndarray:
     """The same stratified test split for everyone (seed 0, whatever ``seed`` the caller passes)."""
-    order = _balanced_order(torch.as_tensor(labels), torch.Generator().manual_seed(0))
+    order = balanced_order(torch.as_tensor(labels), torch.Generator().manual_seed(0))
     return np.sort(order[:count].numpy())
 
 
-def _balanced_order(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A shuffled order of all indices in which the classes take turns, so every prefix is nearly class-balanced."""
+def balanced_order(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A shuffled order of all N indices of ``labels`` (N,) in which the classes take turns: every prefix is nearly
+    class-balanced, and a shorter prefix is part of a longer one. Hand-written on purpose: scikit-learn's
+    ``StratifiedShuffleSplit`` balances one split but would choose other images (and not nested ones)."""
     perm = torch.randperm(len(labels), generator=generator)
     rank = torch.empty(len(labels), dtype=torch.long)
     for c in labels.unique():
@@ -135,7 +137,7 @@ def _carve(labels: torch.Tensor, val_size: int | float, seed: int) -> tuple[torc
         raise ValueError(
             f"val_size={val_size!r} leaves no training images out of {n}; use a fraction below 1 or a count below {n}"
         )
-    order = _balanced_order(labels, torch.Generator().manual_seed(10_000 + seed))
+    order = balanced_order(labels, torch.Generator().manual_seed(10_000 + seed))
     return order[count:].sort().values, order[:count].sort().values
 
 
@@ -153,5 +155,5 @@ def _take(
         raise ValueError(
             f"subset/fraction asks for {count} of {n} training images; use a subset in 1..{n} or a fraction in (0, 1]"
         )
-    order = _balanced_order(labels[train_idx], torch.Generator().manual_seed(20_000 + seed))
+    order = balanced_order(labels[train_idx], torch.Generator().manual_seed(20_000 + seed))
     return train_idx[order[:count].sort().values]

@@ -1,0 +1,327 @@
+"""Running the comparison: training and measuring each model, the pre-trained ViT, data efficiency and
+robustness.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vitkit import count_flops, count_params, create_model
+from vitkit.data import Dataset, Split, load_dataset
+from vitkit.data.splits import balanced_order
+from vitkit.robustness import PROBES, robustness_curve
+from vitkit.tutorial.plan import (
+    COMPARED,
+    PRETRAINED,
+    SCRATCH_TWIN,
+    TEACHERS,
+    Plan,
+    _epochs_for,
+    _steps_per_epoch,
+    report_progress,
+)
+
+# ----------------------------------------------------------------------------- training and measuring
+
+
+@dataclass
+class Run:
+    """One training run: which model, on how much data, and what it reached."""
+
+    model: str
+    fraction: float
+    train_images: int
+    epochs: int
+    steps: int
+    seconds: float
+    test_accuracy: float
+    test_loss: float
+    history: dict  # vitkit.train.History.as_dict()
+    seed: int = 0  # the seed of the initial weights, the batch order and (below 100%) the data share
+
+
+def _no_validation(data: Dataset) -> Dataset:
+    empty = Split(torch.empty(0, *data.val.images.shape[1:]), torch.empty(0, dtype=torch.long))
+    return dataclasses.replace(data, val=empty)
+
+
+def train_model(
+    name: str | nn.Module,
+    data: Dataset,
+    p: Plan,
+    full_train_images: int | None = None,
+    validate: bool = True,
+    label: str | None = None,
+    device="auto",
+    progress: bool = False,
+    teacher: nn.Module | None = None,
+    seed: int | None = None,
+) -> tuple[nn.Module, Run]:
+    """Train a preset (by name, initialised with ``seed``, default ``p.seed``) or a given model with plan ``p``; return it and its :class:`Run`.
+
+    ``full_train_images``: the size of the full training split, so that a smaller ``data.train`` gets
+    as many steps as the full one would (default: ``len(data.train)``). ``validate=False`` skips the
+    per-epoch validation (faster; the history's validation columns are NaN). ``teacher``: a trained
+    model the student also learns from (DeiT's distillation, ``p.distillation`` targets).
+    """
+    from vitkit.train import evaluate, fit
+
+    seed = p.seed if seed is None else seed
+    if isinstance(name, str):
+        torch.manual_seed(seed)
+        model, label = create_model(name), label or name
+    else:
+        model, label = name, label or type(name).__name__
+    n = len(data.train)
+    full_n = full_train_images or n
+    epochs = _epochs_for(n, full_n, p)
+    settings = p.fit_kwargs(seed)
+    if teacher is not None:
+        settings.update(teacher=teacher, distillation=p.distillation)
+    settings["warmup"] = p.warmup * _steps_per_epoch(full_n, p) / _steps_per_epoch(n, p)  # the same warm-up in steps
+    started = time.perf_counter()
+    history = fit(
+        model, data if validate else _no_validation(data), epochs=epochs, device=device, progress=progress, **settings
+    )
+    seconds = time.perf_counter() - started
+    test = evaluate(model, data.test)
+    run = Run(
+        model=label,
+        fraction=round(n / full_n, 4),
+        train_images=n,
+        epochs=epochs,
+        steps=epochs * _steps_per_epoch(n, p),
+        seconds=seconds,
+        test_accuracy=test["accuracy"],
+        test_loss=test["loss"],
+        history=history.as_dict(),
+        seed=seed,
+    )
+    return model, run
+
+
+def _teacher_order(names) -> list:
+    """``names`` with every teacher (:data:`TEACHERS`) moved before its student."""
+    names = list(names)
+    for student, teacher in TEACHERS.items():
+        if student in names and teacher not in names:
+            raise ValueError(f"{student} learns from {teacher}; add {teacher!r} to the models trained with it")
+    return sorted(names, key=lambda n: (0 if n in TEACHERS.values() else 1, names.index(n)))
+
+
+def train_models(
+    data: Dataset, p: Plan, names=COMPARED, device="auto", progress: bool = False
+) -> dict[str, tuple[nn.Module, Run]]:
+    """Train every model in ``names`` on the full training split with the same plan: {name: (model, Run)}, in ``names``' order.
+
+    A student of :data:`TEACHERS` (``deit_mnist``) learns from its teacher trained here first.
+    """
+    out = {}
+    order = _teacher_order(names)
+    for i, name in enumerate(order):
+        teacher = out[TEACHERS[name]][0] if name in TEACHERS else None
+        out[name] = train_model(name, data, p, device=device, progress=progress, teacher=teacher)
+        run = out[name][1]
+        print(
+            f"{name:16s} {run.steps} steps in {run.seconds:5.1f} s: test accuracy {run.test_accuracy:.4f}", flush=True
+        )
+        report_progress("training on the full split", i + 1, len(order), run.steps)
+    return {name: out[name] for name in names}
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (CUDA and MPS run asynchronously; the CPU does not)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+@torch.no_grad()
+def inference_throughput(model: nn.Module, image_shape, batch_size: int = 256, repeats: int = 3) -> float:
+    """Images per second of a forward pass in eval mode on the model's device (median of ``repeats`` batches)."""
+    device = next(model.parameters()).device
+    x = torch.randn(batch_size, *image_shape, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        model(x)  # warm-up
+        times = []
+        for _ in range(repeats):
+            _synchronize(device)
+            start = time.perf_counter()
+            model(x)
+            _synchronize(device)  # GPUs run asynchronously: stop the clock when the work is done, not queued
+            times.append(time.perf_counter() - start)
+    finally:
+        model.train(was_training)
+    return batch_size / statistics.median(times)
+
+
+def measure(model: nn.Module, run: Run, image_shape, batch_size: int = 256) -> dict:
+    """Parameters, forward FLOPs per image, training and inference throughput (images/s) of a trained model."""
+    history = run.history
+    train_rates = history["images_per_s"][1:] or history["images_per_s"]  # the first epoch includes warm-up costs
+    return {
+        "parameters": count_params(model),
+        "flops": count_flops(model, tuple(image_shape)),
+        "train_images_per_s": statistics.median(train_rates),
+        "inference_images_per_s": inference_throughput(model, image_shape, batch_size),
+    }
+
+
+# ----------------------------------------------------------------------------- the pre-trained ViT
+
+
+def find_pretrained() -> tuple[Path | None, str]:
+    """The kit's pre-trained tiny-ViT checkpoint (``vitkit pretrain``) and a line saying what was found.
+
+    (None, "not available: ...") when the checkpoint has not been made yet.
+    """
+    try:
+        from vitkit.pretrain import CHECKPOINT
+    except ImportError as err:
+        return None, f"not available: vitkit.pretrain does not import ({err})"
+    if not CHECKPOINT.is_file():
+        return None, f"not available: no checkpoint at {CHECKPOINT} (make it with `vitkit pretrain`)"
+    return CHECKPOINT, f"{CHECKPOINT.name}: a tiny ViT pre-trained on generated glyphs by `vitkit pretrain`"
+
+
+def pretrained_arms(path: Path | None, num_classes: int = 10, seed: int = 0, scratch_twin: bool = True) -> dict:
+    """{label: (seed) -> fresh model} for the pre-training comparison: the pre-trained tiny ViT with a new
+    zero-initialised head, and (``scratch_twin``) the same architecture from scratch, initialised with the
+    seed given (default ``seed``). Empty when ``path`` is None.
+    """
+    if path is None:
+        return {}
+    from vitkit.pretrain import glyph_config, load_pretrained
+    from vitkit.vit import ViT
+
+    def scratch(init_seed: int = seed):
+        torch.manual_seed(init_seed)
+        return ViT(glyph_config(num_classes))
+
+    arms = {PRETRAINED: lambda init_seed=seed: load_pretrained(path, num_classes)}
+    if scratch_twin:
+        arms[SCRATCH_TWIN] = scratch
+    return arms
+
+
+# ----------------------------------------------------------------------------- data efficiency and robustness
+
+
+def data_efficiency(
+    p: Plan,
+    full_runs: dict[str, Run] | None = None,
+    names=COMPARED,
+    extra_arms: dict | None = None,
+    device="auto",
+    full_models: dict[str, nn.Module] | None = None,
+) -> tuple[list[Run], dict[str, nn.Module]]:
+    """Train each model on each share of the training split in ``p.fractions``, once per seed in ``p.seeds``,
+    every run with the same number of steps.
+
+    Each seed draws its own shares (they nest for one seed: its 10% split lies inside its 25% one...) and its
+    own initial weights. Runs already made on the full split with ``p.seed`` can be passed as ``full_runs``
+    ({name: Run}, with their models in ``full_models``) and are reused. A student of :data:`TEACHERS` learns
+    from its teacher trained on the same share with the same seed. ``extra_arms`` ({label: (seed) -> model},
+    e.g. :func:`pretrained_arms`) are trained the same way. Returns every Run, and the models that this call
+    trained on the full split with ``p.seed`` ({label: model}).
+    """
+    full_n = len(load_data(p).train)
+    arms: dict = {name: name for name in _teacher_order(names)}
+    arms.update(extra_arms or {})
+    runs, new_models = [], {}
+    total = len(arms) * len(p.fractions) * len(p.seeds)
+    done = 0
+    for seed in p.seeds:
+        for fraction in p.fractions:
+            data = load_data(p, fraction, seed=seed)
+            trained: dict[str, nn.Module] = {}  # this share's models, for the students that learn from them
+            for label, make in arms.items():
+                done += 1
+                if fraction == 1.0 and seed == p.seed and full_runs and label in full_runs:
+                    runs.append(full_runs[label])
+                    trained[label] = (full_models or {}).get(label)
+                    continue
+                teacher = trained.get(TEACHERS[label]) if label in TEACHERS else None
+                if label in TEACHERS and teacher is None:
+                    raise ValueError(
+                        f"{label} learns from {TEACHERS[label]}, whose model for {fraction:.0%} of the data and seed {seed} "
+                        f"is missing; pass full_models= with full_runs="
+                    )
+                model = make if isinstance(make, str) else make(seed)
+                model, run = train_model(
+                    model,
+                    data,
+                    p,
+                    full_train_images=full_n,
+                    validate=False,
+                    label=label,
+                    device=device,
+                    teacher=teacher,
+                    seed=seed,
+                )
+                runs.append(run)
+                if label in TEACHERS.values():
+                    trained[label] = model
+                if fraction == 1.0 and seed == p.seed:
+                    new_models[label] = model
+                print(
+                    f"{label:24s} {fraction:4.0%} of the data ({run.train_images:4d} images, seed {seed}, {run.steps} steps): "
+                    f"test accuracy {run.test_accuracy:.4f}  ({run.seconds:.0f} s)",
+                    flush=True,
+                )
+                report_progress("data efficiency", done, total, run.steps)
+    return runs, new_models
+
+
+def balanced_indices(labels: torch.Tensor, count: int | None, seed: int = 0) -> torch.Tensor:
+    """``count`` indices into ``labels`` (N,), the classes taking turns, drawn with ``seed``; sorted. None: all N."""
+    if count is None or count >= len(labels):
+        return torch.arange(len(labels))
+    return balanced_order(labels, torch.Generator().manual_seed(seed))[:count].sort().values
+
+
+def load_data(p: Plan, fraction: float | None = None, seed: int | None = None) -> Dataset:
+    """``mnist5k`` (``seed``, default ``p.seed``, draws the validation images and the ``fraction`` of the training split),
+    its test split cut to ``p.test_images`` if set (the same test images whatever the seed)."""
+    data = load_dataset(
+        "mnist5k", seed=p.seed if seed is None else seed, fraction=None if fraction == 1.0 else fraction
+    )
+    if p.test_images is not None:
+        keep = balanced_indices(data.test.labels, p.test_images, p.seed)
+        data = dataclasses.replace(data, test=Split(data.test.images[keep], data.test.labels[keep]))
+    return data
+
+
+def probe_subset(data: Dataset, p: Plan) -> tuple[torch.Tensor, torch.Tensor]:
+    """The class-balanced test images the robustness probes damage: (N, C, H, W), (N,)."""
+    keep = balanced_indices(data.test.labels, p.probe_images, p.seed)
+    return data.test.images[keep], data.test.labels[keep]
+
+
+def examples(data: Dataset, count: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first test image of each of the first ``count`` classes: (count, C, H, W), (count,)."""
+    index = torch.stack([(data.test.labels == c).nonzero()[0, 0] for c in range(count)])
+    return data.test.images[index], data.test.labels[index]
+
+
+def robustness(models: dict[str, nn.Module], data: Dataset, p: Plan) -> dict[str, dict[str, list[float]]]:
+    """Accuracy against severity of every probe for every model: {probe: {"severities": [...], model: [accuracy...]}}."""
+    images, labels = probe_subset(data, p)
+    out = {}
+    for probe_name, (probe, _) in PROBES.items():
+        severities = p.severities[probe_name]
+        kwargs = {"std": data.std} if probe_name == "gaussian noise" else {}
+        out[probe_name] = {"severities": list(severities)}
+        for name, model in models.items():
+            out[probe_name][name] = robustness_curve(model, images, labels, probe, severities, seed=p.seed, **kwargs)
+    return out
