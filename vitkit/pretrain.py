@@ -188,7 +188,7 @@ def pretrain(
     The file holds the model's config and weights plus a ``pretrain`` record (recipe, glyph statistics,
     validation accuracy) for ``load_pretrained``. ``max_steps`` caps the steps per epoch (quick runs, tests).
     """
-    from vitkit.pretrained import save
+    from vitkit.checkpoint import save
     from vitkit.train import evaluate, fit
 
     torch.manual_seed(seed)
@@ -239,7 +239,7 @@ def pretrain(
 
 def load_pretrained(path: str | Path = CHECKPOINT, num_classes: int | None = None) -> ViT:
     """The pre-trained glyph ViT; with ``num_classes`` its head is replaced by a new zero-initialised one (the paper's recipe)."""
-    from vitkit.pretrained import load
+    from vitkit.checkpoint import load
 
     path = Path(path)
     if not path.is_file():

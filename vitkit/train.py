@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import copy
-import json
 import math
 import os
 import random
@@ -33,8 +32,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from vitkit.checkpoint import atomic_json, atomic_save, model_record
+from vitkit.checkpoint import unwrap as _unwrap
 from vitkit.data import Augment, Dataset, default_augment, load_dataset, make_loader
-from vitkit.pretrained import _unwrap, atomic_save, model_record
 
 __all__ = [
     "History",
@@ -1017,7 +1017,7 @@ def main(args: argparse.Namespace) -> int:
         print("\n".join(describe(args.device, args.precision, args.compile)))
         return 0
     if args.command == "eval":
-        from vitkit.pretrained import load
+        from vitkit.checkpoint import load
 
         model = load(args.checkpoint).to(resolve_device(args.device))
         data = load_dataset(args.data, root=args.root)
@@ -1055,7 +1055,7 @@ def main(args: argparse.Namespace) -> int:
         atomic_json(history.as_dict(), out / "history.json")
 
     if args.teacher:
-        from vitkit.pretrained import load
+        from vitkit.checkpoint import load
 
         settings.update(teacher=load(args.teacher), distillation=args.distillation)
     started = time.perf_counter()
@@ -1083,11 +1083,3 @@ def main(args: argparse.Namespace) -> int:
             f"checkpoint {out / 'checkpoint.pt'})"
         )
     return 0
-
-
-def atomic_json(obj, path: Path) -> None:
-    """Write JSON through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
