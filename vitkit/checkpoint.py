@@ -86,7 +86,7 @@ def model_record(model: nn.Module, train_config=None) -> dict:
         "state_dict": model.state_dict(),
     }
     if train_config is not None:
-        record["train_config"] = dataclasses.asdict(train_config)
+        record["train_config"] = train_config.as_record()  # asdict, plain values
     return record
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import torch
 
-from vitkit.checkpoint import atomic_json
+from vitkit.checkpoint import atomic_json, build_from_record, load, read
 from vitkit.data import load_dataset
-from vitkit.train import History, describe, evaluate, fit, recipe, resolve_device
+from vitkit.train import History, TrainConfig, describe, evaluate, fit, recipe, resolve_device
+from vitkit.train.config import checkpoint_config
 from vitkit.train.devices import _distributed
 
 
@@ -66,7 +67,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--distillation",
-        default="hard",
         choices=("hard", "soft"),
         help="the teacher's top class (hard, default) or its softened probabilities (soft)",
     )
@@ -75,47 +75,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--val-size", type=float, default=0.1, help="validation share (<1) or count of the training pool"
     )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="default auto")
+    parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from OUT/checkpoint.pt with the settings saved in it (flags given now override them)",
+    )
+    parser.add_argument("--seed", type=int, help="default 0")
     parser.add_argument("--max-steps", type=int, help="cap the steps per epoch (quick checks)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def main(args: argparse.Namespace) -> int:
-    """``vitkit train`` (fit a preset, print a per-epoch table, save checkpoint and history) or ``vitkit eval``."""
+    """``vitkit train`` (fit a preset, print a per-epoch table, save checkpoint and history), ``vitkit eval`` or
+    ``vitkit doctor``."""
     from vitkit import create_model
 
     if args.command == "doctor":
         print("\n".join(describe(args.device, args.precision, args.compile)))
         return 0
     if args.command == "eval":
-        from vitkit.checkpoint import load
-
-        model = load(args.checkpoint).to(resolve_device(args.device))
+        record = read(args.checkpoint)
+        model = build_from_record(record).to(resolve_device(args.device))
         data = load_dataset(args.data, root=args.root)
         metrics = evaluate(model, getattr(data, args.split))
         print(
             f"{args.checkpoint} on {args.data} {args.split}: loss {metrics['loss']:.4f}, accuracy {metrics['accuracy']:.4f}"
         )
+        config = checkpoint_config(record)
+        if config is not None:
+            epochs = f"{record['epoch']} of {config.epochs}" if "epoch" in record else str(config.epochs)
+            print(f"trained {epochs} epochs with {config}")
         return 0
+    out = Path(args.out)
+    config = train_config(args, out / "checkpoint.pt")
     val_size = int(args.val_size) if args.val_size >= 1 else args.val_size
     _distributed(
         resolve_device(args.device)
     )  # under torchrun: join first, so that only one process per machine downloads
     data = load_dataset(
-        args.data, root=args.root, download=args.download, seed=args.seed, subset=args.subset, val_size=val_size
+        args.data, root=args.root, download=args.download, seed=config.seed, subset=args.subset, val_size=val_size
     )
-    settings = recipe(args.model)
-    for key in ("epochs", "batch_size", "lr", "weight_decay", "warmup", "label_smoothing"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
-    if args.augment is not None:
-        settings["augment"] = {"default": True, "none": False, "randaugment": "randaugment"}[args.augment]
-    torch.manual_seed(args.seed)  # the initial weights
+    torch.manual_seed(config.seed)  # the initial weights
     model = create_model(args.model, in_chans=data.in_chans, num_classes=data.num_classes, img_size=data.image_size)
-    out = Path(args.out)
     rank = int(os.environ.get("RANK", 0))
     printed = [0]
 
@@ -128,24 +131,17 @@ def main(args: argparse.Namespace) -> int:
         printed[0] = len(history)
         atomic_json(history.as_dict(), out / "history.json")
 
-    if args.teacher:
-        from vitkit.checkpoint import load
-
-        settings.update(teacher=load(args.teacher), distillation=args.distillation)
     started = time.perf_counter()
     history = fit(
         model,
         data,
-        **settings,
+        config,
         device=args.device,
-        precision=args.precision,
-        compile=args.compile,
         checkpoint=out / "checkpoint.pt",
         resume=args.resume,
-        seed=args.seed,
         progress=not args.no_progress,
-        max_steps=args.max_steps,
         log=log,
+        teacher=load(args.teacher) if args.teacher else None,
     )
     if rank == 0 and printed[0] == 0 and len(history):  # resumed a finished run: show its table
         print(history.table())
@@ -157,3 +153,31 @@ def main(args: argparse.Namespace) -> int:
             f"checkpoint {out / 'checkpoint.pt'})"
         )
     return 0
+
+
+# flags of `vitkit train` that set a TrainConfig field of the same name (None: not given)
+_SETTINGS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup",
+    "label_smoothing",
+    "precision",
+    "compile",
+    "seed",
+    "max_steps",
+    "distillation",
+)
+
+
+def train_config(args: argparse.Namespace, checkpoint: Path) -> TrainConfig:
+    """The settings of a ``vitkit train`` run: the preset's recipe (with ``--resume``, the settings saved in
+    ``checkpoint`` instead), then every flag given on the command line."""
+    config = recipe(args.model)
+    if args.resume and checkpoint.is_file():
+        config = checkpoint_config(read(checkpoint)) or config
+    changes = {key: getattr(args, key) for key in _SETTINGS if getattr(args, key) is not None}
+    if args.augment is not None:
+        changes["augment"] = {"default": True, "none": False, "randaugment": "randaugment"}[args.augment]
+    return config.replace(**changes)

@@ -37,6 +37,7 @@ from vitkit import count_flops, count_params, create_model
 from vitkit.budget import budget
 from vitkit.data import Augment, Dataset, Split, load_dataset
 from vitkit.robustness import PROBES, gradient_saliency, robustness_curve
+from vitkit.train.config import TrainConfig
 
 __all__ = [
     "ARMS",
@@ -141,8 +142,10 @@ class Plan:
     )
     seed: int = 0
 
-    def fit_kwargs(self, seed: int | None = None) -> dict:
-        return dict(
+    def train_config(self, seed: int | None = None) -> TrainConfig:
+        """The training settings every model gets (``fit``'s :class:`TrainConfig`); ``seed`` replaces the plan's."""
+        return TrainConfig(
+            epochs=self.epochs,
             batch_size=self.batch_size,
             lr=self.lr,
             weight_decay=self.weight_decay,
@@ -151,6 +154,7 @@ class Plan:
             augment=Augment(translate=self.translate) if self.translate else False,
             max_steps=self.max_steps,
             seed=self.seed if seed is None else seed,
+            distillation=self.distillation,
         )
 
 
@@ -282,13 +286,16 @@ def train_model(
     n = len(data.train)
     full_n = full_train_images or n
     epochs = _epochs_for(n, full_n, p)
-    settings = p.fit_kwargs(seed)
-    if teacher is not None:
-        settings.update(teacher=teacher, distillation=p.distillation)
-    settings["warmup"] = p.warmup * _steps_per_epoch(full_n, p) / _steps_per_epoch(n, p)  # the same warm-up in steps
+    warmup = p.warmup * _steps_per_epoch(full_n, p) / _steps_per_epoch(n, p)  # the same warm-up in steps
+    config = p.train_config(seed).replace(epochs=epochs, warmup=warmup)
     started = time.perf_counter()
     history = fit(
-        model, data if validate else _no_validation(data), epochs=epochs, device=device, progress=progress, **settings
+        model,
+        data if validate else _no_validation(data),
+        config=config,
+        device=device,
+        progress=progress,
+        teacher=teacher,
     )
     seconds = time.perf_counter() - started
     test = evaluate(model, data.test)

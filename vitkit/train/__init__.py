@@ -12,7 +12,7 @@ metrics over ranks and writes files on rank 0 only. ``vitkit doctor`` says what 
 
 The modules, by idea:
 
-- ``config``: the presets' recipes (:data:`RECIPES`, :func:`recipe`);
+- ``config``: :class:`TrainConfig`, every setting of a run, and the presets' recipes (:data:`RECIPES`, :func:`recipe`);
 - ``loop``: :func:`fit` and its epochs (optimizer groups, warm-up and cosine schedule, checkpoints);
 - ``evaluate``: :func:`evaluate` and :func:`predict`;
 - ``distillation``: DeiT's :func:`distillation_loss`;
@@ -22,7 +22,7 @@ The modules, by idea:
 The ``vitkit train`` / ``eval`` / ``doctor`` commands live in :mod:`vitkit.cli_train`.
 """
 
-from vitkit.train.config import RECIPES, recipe
+from vitkit.train.config import RECIPES, TrainConfig, recipe
 from vitkit.train.devices import describe, resolve_device, resolve_precision
 from vitkit.train.distillation import distillation_loss
 from vitkit.train.evaluate import evaluate, predict
@@ -32,6 +32,7 @@ from vitkit.train.state import History
 __all__ = [
     "History",
     "RECIPES",
+    "TrainConfig",
     "describe",
     "distillation_loss",
     "evaluate",

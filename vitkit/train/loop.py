@@ -20,6 +20,7 @@ from torch import nn
 from vitkit.checkpoint import atomic_save, model_record
 from vitkit.checkpoint import unwrap as _unwrap
 from vitkit.data import Augment, Dataset, default_augment, make_loader
+from vitkit.train.config import TrainConfig
 from vitkit.train.devices import (
     _all_sum,
     _autocast,
@@ -69,34 +70,28 @@ def _splits(data) -> tuple:
 def fit(
     model: nn.Module,
     data,
-    epochs: int = 10,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    weight_decay: float = 0.05,
-    warmup: float = 1,
-    label_smoothing: float = 0.0,
+    config: TrainConfig | None = None,
+    *,
     device="auto",
-    precision: str = "auto",
-    compile=False,
     checkpoint=None,
     resume: bool = False,
-    seed: int = 0,
     progress: bool = True,
-    augment=True,
-    clip_grad: float | None = 1.0,
-    max_steps: int | None = None,
     num_workers: int | None = None,
     log=None,
     teacher: nn.Module | None = None,
-    distillation: str = "hard",
-    distill_alpha: float = 0.5,
-    distill_tau: float = 3.0,
+    **overrides,
 ) -> History:
     """Train ``model`` in place on ``data`` (a Dataset: train + validation; or a Split) and return its History.
 
+    config: the training settings (a :class:`TrainConfig`; None: its defaults); keyword ``overrides`` replace single
+    settings (``fit(model, data, epochs=3, lr=2e-3)``, or ``fit(model, data, recipe("vit_mnist"), epochs=3)``).
+    The rest is where and how to run: ``device``, ``checkpoint``, ``resume``, ``progress``, ``num_workers``
+    (loader processes), ``log`` (called with the History after every epoch) and ``teacher``.
+
     batch_size is the global batch (split over torchrun ranks); warmup is in epochs (may be fractional);
     augment: True (the data set's default shifts/flips), False, "randaugment", or an ``Augment``.
-    checkpoint: a file written after every epoch; resume=True continues from it. max_steps caps the steps per epoch.
+    checkpoint: a file written after every epoch, with the settings (``asdict``) beside the model's config;
+    resume=True continues from it. max_steps caps the steps per epoch.
     compile: True (torch.compile with inductor) or a backend name; the batch axis is compiled as dynamic, so the
     last, smaller batch reuses the graph, and validation runs compiled too.
     The model stays on ``device`` afterwards: move inputs with ``x.to(next(model.parameters()).device)``.
@@ -108,14 +103,26 @@ def fit(
     model with its one head. The teacher stays frozen in eval mode. Accuracies in the history are the model's
     test-time output (for DeiT the mean of both heads).
     """
+    if config is None:
+        config = TrainConfig()
+    elif isinstance(config, dict):
+        config = TrainConfig.from_record(config)
+    elif not isinstance(config, TrainConfig):
+        raise TypeError(
+            f"fit's third argument is a TrainConfig, got {type(config).__name__} {config!r}; "
+            "pass single settings as keywords, e.g. fit(model, data, epochs=3)"
+        )
+    config = config.replace(**overrides)
     device = resolve_device(device)
-    precision = resolve_precision(precision, device)
+    precision = resolve_precision(config.precision, device)
     rank, world_size = _distributed(device)
+    batch_size = config.batch_size
     if batch_size % world_size:
         raise ValueError(
             f"batch_size {batch_size} is not divisible by the {world_size} processes; use a multiple of {world_size}"
         )
     train, val, mean, std = _splits(data)
+    augment = config.augment
     if augment is True:
         augment = default_augment(data) if isinstance(data, Dataset) else None
     elif augment == "randaugment":
@@ -134,7 +141,7 @@ def fit(
         mean=mean,
         std=std,
         device=device,
-        seed=seed,
+        seed=config.seed,
         rank=rank,
         world_size=world_size,
         num_workers=num_workers,
@@ -146,9 +153,10 @@ def fit(
         if val is not None
         else None
     )
+    max_steps = config.max_steps
     steps_per_epoch = len(train_loader) if max_steps is None else min(max_steps, len(train_loader))
 
-    torch.manual_seed(_rank_seed(seed, rank))  # dropout and stochastic depth: each rank draws its own masks
+    torch.manual_seed(_rank_seed(config.seed, rank))  # dropout and stochastic depth: each rank draws its own masks
     model.to(device)
     with _device_tuning(model, device):
         restore_batchnorm = _sync_batchnorm(model, device) if world_size > 1 else (lambda: None)
@@ -158,27 +166,16 @@ def fit(
                 train_loader,
                 val_loader,
                 steps_per_epoch,
-                epochs=epochs,
-                batch_size=batch_size,
-                lr=lr,
-                weight_decay=weight_decay,
-                warmup=warmup,
-                label_smoothing=label_smoothing,
+                config,
                 device=device,
                 precision=precision,
-                compile=compile,
                 checkpoint=checkpoint,
                 resume=resume,
-                seed=seed,
                 progress=progress,
-                clip_grad=clip_grad,
                 log=log,
                 rank=rank,
                 world_size=world_size,
                 teacher=teacher,
-                distillation=distillation,
-                distill_alpha=distill_alpha,
-                distill_tau=distill_tau,
             )
         finally:
             restore_batchnorm()
@@ -189,37 +186,29 @@ def _fit_loop(
     train_loader,
     val_loader,
     steps_per_epoch,
+    config: TrainConfig,
     *,
-    epochs,
-    batch_size,
-    lr,
-    weight_decay,
-    warmup,
-    label_smoothing,
     device,
     precision,
-    compile,
     checkpoint,
     resume,
-    seed,
     progress,
-    clip_grad,
     log,
     rank,
     world_size,
     teacher=None,
-    distillation="hard",
-    distill_alpha=0.5,
-    distill_tau=3.0,
 ) -> History:
     """fit's epochs, once the data, the device and the processes are settled."""
     # fused: one kernel for the whole update, on CPU as on CUDA (a few % of a small model's step); with fp16 the
     # fused step also reads the gradient scaler's inf check on the device (no wait for the GPU each step)
     optimizer = torch.optim.AdamW(
-        _param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.999), fused=device.type in ("cpu", "cuda")
+        _param_groups(model, config.weight_decay),
+        lr=config.lr,
+        betas=(0.9, 0.999),
+        fused=device.type in ("cpu", "cuda"),
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _warmup_cosine(round(warmup * steps_per_epoch), epochs * steps_per_epoch)
+        optimizer, _warmup_cosine(round(config.warmup * steps_per_epoch), config.epochs * steps_per_epoch)
     )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     history, start_epoch = History(), 0
@@ -236,7 +225,7 @@ def _fit_loop(
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         history, start_epoch = History.from_dict(state["history"]), state["epoch"]
-        _restore_rngs(state["rng"], rank, world_size, seed, start_epoch)
+        _restore_rngs(state["rng"], rank, world_size, config.seed, start_epoch)
 
     trained = model
     if world_size > 1:
@@ -244,15 +233,15 @@ def _fit_loop(
         trained = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None, gradient_as_bucket_view=True
         )
-    compiler = _compiler(compile)
+    compiler = _compiler(config.compile)
     scored = model
     if compiler is not None:
         trained = compiler(trained)  # after DDP, as DDP's docs ask
         scored = compiler(model)  # validation: the bare model (no DDP hooks), compiled too
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     if teacher is not None:
-        if distillation not in ("hard", "soft"):
-            raise ValueError(f"distillation must be 'hard' or 'soft', got {distillation!r}")
+        if config.distillation not in ("hard", "soft"):
+            raise ValueError(f"distillation must be 'hard' or 'soft', got {config.distillation!r}")
         teacher = _unwrap(teacher).to(device).eval()
     distilled = hasattr(model, "distilled_training")
     if distilled:  # a distillation token: its head learns the teacher, or (no teacher) the labels like the CLS head
@@ -260,7 +249,7 @@ def _fit_loop(
     show = progress and rank == 0
     if show:
         from tqdm.auto import tqdm  # renders in JupyterLab and in a terminal
-    for epoch in range(start_epoch, epochs):
+    for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         trained.train()
         train_loader.set_epoch(epoch)
@@ -271,7 +260,7 @@ def _fit_loop(
         )  # loss sum, correct, count (real samples only), steps with a non-finite loss
         first_bad = torch.zeros(2, device=device)  # (step + 1, loss) of the first non-finite loss; step 0 = none
         bar = (
-            tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", leave=False, file=sys.stdout)
+            tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, file=sys.stdout)
             if show
             else None
         )
@@ -286,7 +275,13 @@ def _fit_loop(
                     with torch.no_grad():
                         teacher_logits = teacher(images)
                     loss = distillation_loss(
-                        outputs, teacher_logits, labels, distillation, distill_alpha, distill_tau, label_smoothing
+                        outputs,
+                        teacher_logits,
+                        labels,
+                        config.distillation,
+                        config.distill_alpha,
+                        config.distill_tau,
+                        config.label_smoothing,
                     )
                 elif isinstance(outputs, tuple):  # both heads of a distilled model learn the labels
                     loss = (loss_fn(outputs[0].float(), labels) + loss_fn(outputs[1].float(), labels)) / 2
@@ -297,9 +292,9 @@ def _fit_loop(
                 )  # (B, K): what the model predicts
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
-            if clip_grad:
+            if config.clip_grad:
                 scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+                nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
@@ -320,7 +315,7 @@ def _fit_loop(
             where = f"step {int(step)}" if step else "a step on another process"
             raise FloatingPointError(
                 f"the loss became {value if step else 'non-finite'} at epoch {epoch + 1}, {where}: training diverged; "
-                f"try a lower learning rate than lr={lr:g} (or precision='fp32')"
+                f"try a lower learning rate than lr={config.lr:g} (or precision='fp32')"
             )
         if bar is not None:
             bar.set_postfix(loss=f"{totals[0] / max(1, totals[2]):.3f}")
@@ -351,7 +346,7 @@ def _fit_loop(
             if rank == 0:
                 atomic_save(
                     {
-                        **model_record(model),
+                        **model_record(model, config),
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
                         "scaler": scaler.state_dict() if scaler.is_enabled() else {},
@@ -359,16 +354,6 @@ def _fit_loop(
                         "history": history.as_dict(),
                         "rng": rngs,
                         "world_size": world_size,
-                        "fit": {
-                            "epochs": epochs,
-                            "batch_size": batch_size,
-                            "lr": lr,
-                            "weight_decay": weight_decay,
-                            "warmup": warmup,
-                            "label_smoothing": label_smoothing,
-                            "seed": seed,
-                            "precision": precision,
-                        },
                     },
                     checkpoint,
                 )
