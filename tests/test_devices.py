@@ -17,7 +17,8 @@ import vitkit.data.loaders  # noqa: F401
 import vitkit.train as train_module
 from vitkit import create_model
 from vitkit.data import Split, TensorLoader, load_dataset
-from vitkit.train import fit, resolve_device, resolve_precision
+from vitkit.train import devices, fit, loop, resolve_device, resolve_precision
+from vitkit.train import state as train_state
 from vitkit.vit import ViT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,13 +206,13 @@ def test_evaluate_waits_once_whatever_the_number_of_batches(monkeypatch, digits)
 
 def test_fit_sends_the_validation_split_to_the_device_once(monkeypatch, digits):
     made = []
-    real = train_module.make_loader
+    real = loop.make_loader
 
     def counting(split, *args, **kwargs):
         made.append(split)
         return real(split, *args, **kwargs)
 
-    monkeypatch.setattr(train_module, "make_loader", counting)
+    monkeypatch.setattr(loop, "make_loader", counting)
     fit(tiny_vit(), digits, epochs=3, batch_size=128, max_steps=1, device="cpu", progress=False)
     assert sum(split is digits.val for split in made) == 1
 
@@ -288,7 +289,7 @@ def test_only_local_rank_0_downloads(monkeypatch, tmp_path):
 def test_cuda_tuning_is_on_during_fit_and_restored_after():
     cnn = create_model("resnet_mnist", img_size=8, widths=(8,))
     before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
-    with train_module._device_tuning(cnn, torch.device("cuda", 0)):
+    with devices._device_tuning(cnn, torch.device("cuda", 0)):
         assert (
             torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32 and torch.backends.cudnn.benchmark
         )
@@ -298,7 +299,7 @@ def test_cuda_tuning_is_on_during_fit_and_restored_after():
         torch.backends.cudnn.benchmark,
     ) == before
     assert cnn.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
-    with train_module._device_tuning(cnn, torch.device("cpu")):
+    with devices._device_tuning(cnn, torch.device("cpu")):
         assert torch.backends.cuda.matmul.allow_tf32 == before[0]
 
 
@@ -315,9 +316,9 @@ def test_rng_states_from_more_gpus_restore_on_fewer(monkeypatch):
     monkeypatch.setattr(torch.cuda, "set_rng_state", set_rng_state)
     monkeypatch.setattr(torch.cuda.random, "set_rng_state", set_rng_state)
     monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [torch.zeros(16, dtype=torch.uint8)] * 2)
-    state = train_module._rng_state()  # saved on a machine with two GPUs
+    state = train_state._rng_state()  # saved on a machine with two GPUs
     assert len(state["cuda"]) == 2
-    train_module._set_rng_state(state)
+    train_state._set_rng_state(state)
     assert restored == [0]
 
 
@@ -338,7 +339,7 @@ def test_fit_resumes_a_checkpoint_saved_with_two_gpus_on_a_machine_with_one(monk
             raise RuntimeError(f"CUDA error: invalid device ordinal {index}")
         restored.append((index, new_state.tolist()))
 
-    real = train_module._set_rng_state
+    real = train_state._set_rng_state
 
     def on_one_gpu(rng):  # the restore sees a machine with one GPU (training itself stays a CPU run)
         with monkeypatch.context() as patch:
@@ -347,16 +348,16 @@ def test_fit_resumes_a_checkpoint_saved_with_two_gpus_on_a_machine_with_one(monk
             patch.setattr(torch.cuda.random, "set_rng_state", set_rng_state)
             real(rng)
 
-    monkeypatch.setattr(train_module, "_set_rng_state", on_one_gpu)
+    monkeypatch.setattr(train_state, "_set_rng_state", on_one_gpu)
     history = fit(tiny_vit(), digits, **settings, resume=True)
     assert history.epoch == [1, 2] and restored == [(0, [0] * 16)]
 
 
 def test_resuming_on_more_ranks_than_saved_gives_each_rank_its_own_stream():
-    saved = [train_module._rng_state()]
+    saved = [train_state._rng_state()]
     draws = []
     for rank in (0, 1):
-        train_module._restore_rngs(saved, rank, world_size=2, seed=0, epoch=1)
+        train_state._restore_rngs(saved, rank, world_size=2, seed=0, epoch=1)
         draws.append(torch.rand(4))
     assert not torch.equal(draws[0], draws[1])
 
@@ -365,8 +366,8 @@ def test_batchnorm_is_synchronised_under_ddp_and_given_back_after():
     cnn = create_model("resnet_mnist", img_size=8, widths=(8,))
     kinds = [type(m) for m in cnn.modules()]
     weight = cnn.stem[1].weight
-    restore = train_module._sync_batchnorm(cnn, torch.device("cpu"))
-    assert isinstance(cnn.stem[1], train_module._GlooSyncBatchNorm) and cnn.stem[1].weight is weight
+    restore = devices._sync_batchnorm(cnn, torch.device("cpu"))
+    assert isinstance(cnn.stem[1], devices._GlooSyncBatchNorm) and cnn.stem[1].weight is weight
     x = torch.randn(6, 1, 8, 8)
     plain = create_model("resnet_mnist", img_size=8, widths=(8,))
     plain.load_state_dict(cnn.state_dict())

@@ -16,7 +16,7 @@ import torch
 import vitkit.pretrained as pretrained
 from vitkit import create_model
 from vitkit.data import Augment, load_dataset
-from vitkit.train import RECIPES, History, evaluate, fit, predict, recipe, resolve_precision
+from vitkit.train import RECIPES, History, TrainConfig, evaluate, fit, predict, recipe, resolve_precision
 from vitkit.vit import ViT
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -154,7 +154,8 @@ def test_checkpoint_loads_with_pretrained_load_and_holds_training_state(tmp_path
         progress=False,
     )
     state = torch.load(tmp_path / "run.pt", weights_only=True)
-    assert {"optimizer", "scheduler", "epoch", "history", "rng", "config", "state_dict"} <= set(state)
+    assert {"optimizer", "scheduler", "epoch", "history", "rng", "config", "state_dict", "train_config"} <= set(state)
+    assert TrainConfig.from_record(state["train_config"]) == TrainConfig(epochs=1, batch_size=128, max_steps=2)
     assert state["epoch"] == 1 and not any(k.startswith(("module.", "_orig_mod.")) for k in state["state_dict"])
     loaded = pretrained.load(tmp_path / "run.pt")
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
@@ -204,15 +205,42 @@ def test_dataloader_path_for_image_files(tmp_path):
 
 def test_every_small_image_preset_has_a_recipe():
     for name in ("vit_mnist", "resnet_mnist", "vit_cifar", "resnet_cifar"):
-        assert name in RECIPES and {"epochs", "batch_size", "lr", "warmup"} <= set(recipe(name))
-    assert recipe("vit_tiny")["epochs"] > 0
+        assert name in RECIPES and isinstance(recipe(name), TrainConfig) and recipe(name).epochs > 0
+    assert recipe("vit_tiny") == TrainConfig()  # no recipe of its own: fit's defaults
     assert recipe("vit_mnist") is not RECIPES["vit_mnist"]
 
 
 def test_a_recipe_is_the_callers_copy_down_to_its_augmentation():
     mine = recipe("vit_mnist")
-    mine["augment"].translate = 5
-    assert recipe("vit_mnist")["augment"].translate == RECIPES["vit_mnist"]["augment"].translate != 5
+    mine.augment.translate = 5
+    assert recipe("vit_mnist").augment.translate == RECIPES["vit_mnist"].augment.translate != 5
+
+
+def test_fit_takes_a_config_with_keyword_overrides_and_names_an_unknown_setting(digits):
+    config = TrainConfig(epochs=1, batch_size=128, max_steps=1, augment=False)
+    history = fit(tiny_vit(), digits, config, lr=3e-3, device="cpu", progress=False)
+    assert history.lr[-1] == pytest.approx(3e-3) and config.lr == 1e-3  # the override was used, the config kept
+    with pytest.raises(TypeError, match="unknown training setting.* learning_rate; TrainConfig has epochs"):
+        fit(tiny_vit(), digits, learning_rate=1e-3, device="cpu")
+    with pytest.raises(TypeError, match="pass single settings as keywords"):
+        fit(tiny_vit(), digits, 3, device="cpu")
+
+
+def test_vitkit_train_resume_reads_the_settings_back_from_the_checkpoint(tmp_path):
+    from vitkit.checkpoint import save
+    from vitkit.cli import build_parser
+    from vitkit.cli_train import train_config
+
+    argv = ["train", "--model", "vit_mnist", "--out", str(tmp_path), "--resume", "--epochs", "7"]
+    args = build_parser(argv).parse_args(argv)
+    saved = TrainConfig(epochs=3, lr=2e-3, seed=4, augment=Augment(translate=2), precision="fp32")
+    save(tiny_vit(), tmp_path / "checkpoint.pt", train_config=saved)
+    assert train_config(args, tmp_path / "checkpoint.pt") == saved.replace(epochs=7)  # a flag given now wins
+    save(tiny_vit(), tmp_path / "checkpoint.pt", fit={"epochs": 3, "lr": 2e-3, "seed": 4, "precision": "fp32"})
+    old = train_config(args, tmp_path / "checkpoint.pt")  # a checkpoint from before TrainConfig: its "fit" record
+    assert (old.lr, old.seed, old.epochs, old.precision) == (2e-3, 4, 7, "auto")
+    fresh = build_parser(argv[:-3]).parse_args(argv[:-3])
+    assert train_config(fresh, tmp_path / "checkpoint.pt") == recipe("vit_mnist")
 
 
 # ----------------------------------------------------------------------------- real processes
@@ -322,6 +350,7 @@ def test_cli_train_then_eval(tmp_path):
     )
     assert evaluated.returncode == 0, evaluated.stderr
     assert train.stdout.split("test: loss ")[1].split(",")[0] in evaluated.stdout  # the same test loss
+    assert "trained 2 of 2 epochs with TrainConfig(epochs=2, batch_size=32, lr=0.001" in evaluated.stdout
 
 
 @pytest.mark.slow

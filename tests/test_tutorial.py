@@ -293,10 +293,10 @@ def test_smaller_splits_get_the_same_steps_and_warm_up(monkeypatch):
         torch.nn.Linear(1, 1), tenth, plan, full_train_images=len(full.train), validate=False
     )
     (n_full, kw_full), (n_tenth, kw_tenth) = calls
-    steps = lambda n, kw: kw["epochs"] * -(-n // kw["batch_size"])  # noqa: E731
+    steps = lambda n, kw: kw["config"].epochs * -(-n // kw["config"].batch_size)  # noqa: E731
     assert steps(n_full, kw_full) == run_full.steps and steps(n_tenth, kw_tenth) == run_tenth.steps
     assert abs(run_tenth.steps - run_full.steps) / run_full.steps < 0.05
-    warm = lambda n, kw: kw["warmup"] * -(-n // kw["batch_size"])  # noqa: E731  warm-up in steps
+    warm = lambda n, kw: kw["config"].warmup * -(-n // kw["config"].batch_size)  # noqa: E731  warm-up in steps
     assert warm(n_tenth, kw_tenth) == pytest.approx(warm(n_full, kw_full))
     assert run_tenth.fraction == 0.1 and run_full.fraction == 1.0
 
@@ -351,8 +351,8 @@ def test_data_efficiency_trains_every_seed_and_teaches_deit_with_the_cnn_of_its_
     assert [type(c[0]).__name__ for c in calls[:2]] == ["ResNet", "DistilledViT"]  # the teacher first
     for (cnn, cnn_images, cnn_kw), (_, images, kw) in zip(calls[::2], calls[1::2]):
         assert (
-            kw["teacher"] is cnn and torch.equal(images, cnn_images) and kw["seed"] == cnn_kw["seed"]
+            kw["teacher"] is cnn and torch.equal(images, cnn_images) and kw["config"].seed == cnn_kw["config"].seed
         )  # same share, same seed
-        assert "teacher" not in cnn_kw
+        assert cnn_kw["teacher"] is None
     tenths = [images for _, images, kw in calls[::2] if len(images) < 1000]
     assert len(tenths) == 3 and not torch.equal(tenths[0], tenths[1])  # each seed draws its own share

@@ -21,6 +21,10 @@ def test_registry_has_the_paper_models_and_small_presets():
     )
     with pytest.raises(ValueError, match="known models: .*vit_base"):
         create_model("vit_huge_typo")
+    import vitkit.registry
+    import vitkit.vit
+
+    assert vitkit.vit.create_model is vitkit.registry.create_model is create_model  # one registry, three doors
 
 
 def test_vit_base_has_the_papers_parameter_count():

@@ -17,7 +17,8 @@ if (
     from vitkit.attention import Attention, self_attention
     from vitkit.cnn import CNNConfig, ResNet
     from vitkit.embedding import PatchEmbed, patchify, resample_pos_embed, sincos_pos_embed_2d, unpatchify
-    from vitkit.vit import Block, ViT, ViTConfig, create_model, list_models, register_model
+    from vitkit.registry import create_model, list_models, register_model
+    from vitkit.vit import Block, ViT, ViTConfig
 
 _LAZY = {
     "Attention": "attention",
@@ -32,9 +33,9 @@ _LAZY = {
     "Block": "vit",
     "ViT": "vit",
     "ViTConfig": "vit",
-    "create_model": "vit",
-    "list_models": "vit",
-    "register_model": "vit",
+    "create_model": "registry",
+    "list_models": "registry",
+    "register_model": "registry",
 }
 
 __version__ = "0.1.0"

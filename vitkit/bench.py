@@ -158,20 +158,20 @@ def train(args) -> list[str]:
     from vitkit.train import fit, recipe
 
     data = load_dataset("mnist5k", val_size=0)  # training epochs only, on both sides: neither loop validates
-    settings = {**recipe("vit_mnist"), "epochs": 1}
+    settings = recipe("vit_mnist").replace(epochs=1)
     if args.quick:
         data.train = data.train.__class__(data.train.images[:512], data.train.labels[:512])
     torch.manual_seed(0)
     ours, theirs = create_model("vit_mnist"), timm_twin(create_model("vit_mnist"))
-    plain = _plain_timm_epoch(theirs, data, settings["batch_size"], settings["augment"].translate)  # the same shifts
+    plain = _plain_timm_epoch(theirs, data, settings.batch_size, settings.augment.translate)  # the same shifts
     t = alternate(
-        {"vitkit": lambda: fit(ours, data, **settings, device="cpu", progress=False), "plain": plain},
+        {"vitkit": lambda: fit(ours, data, settings, device="cpu", progress=False), "plain": plain},
         rounds=max(1, min(args.rounds, 3) if not args.quick else 1),
         warmup=1,
     )
     n = len(data.train)
     return [
-        f"vit_mnist on mnist5k ({n} training images, batch {settings['batch_size']}, one epoch per timing):",
+        f"vit_mnist on mnist5k ({n} training images, batch {settings.batch_size}, one epoch per timing):",
         f"  vitkit fit (in-memory loader, augmentation on the device, set-up included): {n / t['vitkit']:.0f} images/s",
         f"  plain timm ViT + DataLoader (2 workers, transforms v2 per image):        {n / t['plain']:.0f} images/s",
         f"  vitkit ÷ plain: {t['plain'] / t['vitkit']:.2f}×   (target ≥ 1.20)",
@@ -257,19 +257,17 @@ def accuracy(args) -> list[str]:
     lines = ["each run: the preset's recipe with as many epochs as its measured speed fits into the time limit"]
     for name, target, limit in (("resnet_mnist", 0.985, 45), ("vit_mnist", 0.97, 90)):
         settings = recipe(name)
-        probe = fit(
-            create_model(name), data, **{**settings, "epochs": 2, "max_steps": 16}, device="cpu", progress=False
-        )
+        probe = fit(create_model(name), data, settings, epochs=2, max_steps=16, device="cpu", progress=False)
         rate = probe.images_per_s[-1]  # training images/s of this machine now, warmed up
-        settings["epochs"] = 1 if args.quick else max(1, int(0.95 * limit * rate / n))  # 5% left for set-up
+        settings.epochs = 1 if args.quick else max(1, int(0.95 * limit * rate / n))  # 5% left for set-up
         torch.manual_seed(0)
         model = create_model(name)
         start = time.perf_counter()
-        fit(model, data, **settings, device="cpu", progress=False)
+        fit(model, data, settings, device="cpu", progress=False)
         seconds = time.perf_counter() - start
         acc = evaluate(model, data.test)["accuracy"]
         lines.append(
-            f"{name:13s} {settings['epochs']:3d} epochs: test accuracy {acc:.4f} after {seconds:5.1f} s   "
+            f"{name:13s} {settings.epochs:3d} epochs: test accuracy {acc:.4f} after {seconds:5.1f} s   "
             f"(target ≥ {target:.3f} within {limit} s: {'met' if acc >= target and seconds <= limit else 'NOT met'})"
         )
     return lines
@@ -315,8 +313,8 @@ def cpu_bf16(args) -> list[str]:
         for precision in ("fp32", "bf16"):
             torch.manual_seed(0)
             model = create_model(name)
-            settings = {**recipe(name), "epochs": epochs, "max_steps": 4 if args.quick else None}
-            fit(model, data, **settings, device="cpu", precision=precision, progress=False)
+            settings = recipe(name).replace(epochs=epochs, max_steps=4 if args.quick else None)
+            fit(model, data, settings, device="cpu", precision=precision, progress=False)
             accuracy[precision] = evaluate(model, data.test)["accuracy"]
         lines.append(
             f"{name:13s} step of 64: fp32 {1000 * t['fp32']:6.1f} ms, bf16 {1000 * t['bf16']:6.1f} ms "

@@ -27,10 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "vitkit.tutorial",
         "run the ViT-vs-CNN tutorial headless: report, figures and table under build/ (make tutorial)",
     ),
-    "train": ("vitkit.train", "train a model preset on a data set (per-epoch table, checkpoint, history)"),
-    "eval": ("vitkit.train", "evaluate a checkpoint on a data set's split"),
+    "train": ("vitkit.cli_train", "train a model preset on a data set (per-epoch table, checkpoint, history)"),
+    "eval": ("vitkit.cli_train", "evaluate a checkpoint on a data set's split"),
     "doctor": (
-        "vitkit.train",
+        "vitkit.cli_train",
         "say what training will use on this machine and why: device, precision, compile, processes per GPU",
     ),
 }

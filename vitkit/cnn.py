@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vitkit.vit import register_model
+from vitkit.registry import register_model
 
 
 @dataclass

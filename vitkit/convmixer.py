@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from vitkit.embedding import _check_images, patch_grid
-from vitkit.vit import register_model
+from vitkit.registry import register_model
 
 
 @dataclass

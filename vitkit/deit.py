@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vitkit.vit import ViT, ViTConfig, _vit_defaults, register_model
+from vitkit.registry import register_model
+from vitkit.vit import ViT, ViTConfig, _vit_defaults
 
 
 class DistilledViT(ViT):

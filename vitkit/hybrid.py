@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from vitkit.embedding import _check_images, patch_grid
-from vitkit.vit import ViT, ViTConfig, _vit_defaults, register_model
+from vitkit.registry import register_model
+from vitkit.vit import ViT, ViTConfig, _vit_defaults
 
 
 class ConvStem(nn.Module):

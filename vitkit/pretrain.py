@@ -185,32 +185,29 @@ def pretrain(
 ) -> ViT:
     """Pre-train ``glyph_config()`` on generated glyphs and save it to ``out`` (a vitkit checkpoint, about 1.2 MB).
 
-    The file holds the model's config and weights plus a ``pretrain`` record (recipe, glyph statistics,
+    The file holds the model's config and weights, the ``TrainConfig`` it was trained with, and a ``pretrain`` record (recipe, glyph statistics,
     validation accuracy) for ``load_pretrained``. ``max_steps`` caps the steps per epoch (quick runs, tests).
     """
-    from vitkit.pretrained import save
-    from vitkit.train import evaluate, fit
+    from vitkit.checkpoint import save
+    from vitkit.train import TrainConfig, evaluate, fit
 
     torch.manual_seed(seed)
     data = glyph_dataset(images, seed=seed)
     model = ViT(glyph_config())
     started = time.perf_counter()
-    history = fit(
-        model,
-        data,
+    config = TrainConfig(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
         weight_decay=0.05,
         warmup=0.5,
         label_smoothing=0.1,
-        device="cpu",
         precision="fp32",
         seed=seed,
         augment=False,
         max_steps=max_steps,
-        progress=progress,
     )
+    history = fit(model, data, config, device="cpu", progress=progress)
     val = evaluate(model, data.val)
     record = {
         "data": "glyphs",
@@ -228,7 +225,7 @@ def pretrain(
         "seconds": round(time.perf_counter() - started, 1),
         "torch": str(torch.__version__),
     }
-    save(model.eval(), out, pretrain=record)
+    save(model.eval(), out, train_config=config, pretrain=record)
     if progress:
         print(
             f"glyph pre-training: validation accuracy {val['accuracy']:.1%} on {len(CHARACTERS)} characters, "
@@ -239,7 +236,7 @@ def pretrain(
 
 def load_pretrained(path: str | Path = CHECKPOINT, num_classes: int | None = None) -> ViT:
     """The pre-trained glyph ViT; with ``num_classes`` its head is replaced by a new zero-initialised one (the paper's recipe)."""
-    from vitkit.pretrained import load
+    from vitkit.checkpoint import load
 
     path = Path(path)
     if not path.is_file():

@@ -1,4 +1,4 @@
-"""Weights from elsewhere: torchvision's and timm's ViTs, and vitkit's own checkpoint files.
+"""Weights from elsewhere: torchvision's and timm's ViTs (vitkit's own files: :mod:`vitkit.checkpoint`).
 
 The converters map parameter names and check every shape; a missing, extra or misshapen tensor
 is an error, never a silent partial load. Nothing here downloads anything: pass a model or a
@@ -8,29 +8,16 @@ with the weights cached, or ``timm.create_model(name, pretrained=True)``).
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
 import re
-import tempfile
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from vitkit.cnn import CNNConfig, ResNet
-from vitkit.convmixer import ConvMixer, ConvMixerConfig
-from vitkit.deit import DistilledViT
-from vitkit.hybrid import HybridViT
+# vitkit's own checkpoint files, importable from here as before
+from vitkit.checkpoint import atomic_save, build_from_record, load, model_record, save  # noqa: F401
+from vitkit.checkpoint import unwrap as _unwrap  # noqa: F401
 from vitkit.vit import ViT, ViTConfig
-
-_MODEL_CLASSES = {
-    "ViT": (ViT, ViTConfig),
-    "ResNet": (ResNet, CNNConfig),
-    "DistilledViT": (DistilledViT, ViTConfig),
-    "HybridViT": (HybridViT, ViTConfig),
-    "ConvMixer": (ConvMixer, ConvMixerConfig),
-}
 
 
 def _state_dict(model_or_state_dict) -> dict[str, torch.Tensor]:
@@ -154,74 +141,3 @@ def from_torchvision(model_or_state_dict, num_heads: int | None = None) -> ViT:
         "head.weight",
     )
     return _load_exact(ViT(config), state, "torchvision")
-
-
-# ----------------------------------------------------------------------------- checkpoint files
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The plain model inside DistributedDataParallel and/or torch.compile wrappers."""
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        else:
-            return model
-
-
-def atomic_save(obj, path: str | os.PathLike) -> None:
-    """torch.save to a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a checkpoint is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def model_record(model: nn.Module) -> dict:
-    """What a checkpoint needs to rebuild ``model``: its class, its config and its weights (no wrapper prefixes)."""
-    model = _unwrap(model)
-    kind = type(model).__name__
-    if kind not in _MODEL_CLASSES:
-        raise TypeError(f"only vitkit models ({', '.join(_MODEL_CLASSES)}) can be saved with their config, got {kind}")
-    return {
-        "format": "vitkit",
-        "class": kind,
-        "config": dataclasses.asdict(model.config),
-        "state_dict": model.state_dict(),
-    }
-
-
-def build_from_record(record: dict) -> nn.Module:
-    """The model that ``model_record`` described, weights loaded."""
-    if record.get("format") != "vitkit" or record.get("class") not in _MODEL_CLASSES:
-        raise ValueError("not a vitkit checkpoint (no 'format': 'vitkit' entry with a known model class)")
-    cls, config_cls = _MODEL_CLASSES[record["class"]]
-    model = cls(config_cls(**record["config"]))
-    model.load_state_dict(record["state_dict"])
-    return model
-
-
-def save(model: nn.Module, path: str | os.PathLike, **extra) -> None:
-    """Save a vitkit model with its config (and any ``extra`` entries) so that :func:`load` rebuilds it."""
-    atomic_save({**model_record(model), **extra}, path)
-
-
-def load(path: str | os.PathLike, map_location="cpu") -> nn.Module:
-    """Rebuild the model saved by :func:`save` (or a training checkpoint of ``vitkit.train.fit``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    record = torch.load(
-        path, map_location=map_location, weights_only=True
-    )  # plain tensors and containers only: no pickled code runs
-    return build_from_record(record)

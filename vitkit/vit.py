@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -17,6 +16,7 @@ from torchvision.ops import StochasticDepth
 
 from vitkit.attention import Attention
 from vitkit.embedding import PatchEmbed, sincos_pos_embed_2d
+from vitkit.registry import create_model, list_models, register_model  # noqa: F401  (vitkit.vit.create_model stays)
 
 
 @dataclass
@@ -179,39 +179,7 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-# ----------------------------------------------------------------------------- the model registry
-
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-# Modules whose presets register themselves on import; create_model imports them on first use.
-_PRESET_MODULES = ("vitkit.cnn", "vitkit.hybrid", "vitkit.deit", "vitkit.convmixer")
-
-
-def _import_presets() -> None:
-    import importlib
-
-    for module in _PRESET_MODULES:
-        importlib.import_module(module)
-
-
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Decorator: make ``fn(**overrides)`` available as ``create_model(fn.__name__)``."""
-    _REGISTRY[fn.__name__] = fn
-    return fn
-
-
-def list_models() -> list[str]:
-    """The names ``create_model`` knows, sorted."""
-    _import_presets()
-    return sorted(_REGISTRY)
-
-
-def create_model(name: str, **overrides) -> nn.Module:
-    """Build a registered model by name; keyword arguments override its config (e.g. ``num_classes=10``)."""
-    if name not in _REGISTRY:
-        _import_presets()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
-    return _REGISTRY[name](**overrides)
+# ----------------------------------------------------------------------------- presets (vitkit.registry)
 
 
 def _vit(overrides: dict, **defaults) -> ViT:

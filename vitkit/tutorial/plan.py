@@ -12,6 +12,7 @@ from pathlib import Path
 
 from vitkit.budget import budget
 from vitkit.data import Augment
+from vitkit.train.config import TrainConfig
 
 MODELS = ("vit_mnist", "resnet_mnist")  # the ViT and the CNN compared, both about 28×28×1 -> 10 classes
 ARMS = (
@@ -71,8 +72,10 @@ class Plan:
     )
     seed: int = 0
 
-    def fit_kwargs(self, seed: int | None = None) -> dict:
-        return dict(
+    def train_config(self, seed: int | None = None) -> TrainConfig:
+        """The training settings every model gets (``fit``'s :class:`TrainConfig`); ``seed`` replaces the plan's."""
+        return TrainConfig(
+            epochs=self.epochs,
             batch_size=self.batch_size,
             lr=self.lr,
             weight_decay=self.weight_decay,
@@ -81,6 +84,7 @@ class Plan:
             augment=Augment(translate=self.translate) if self.translate else False,
             max_steps=self.max_steps,
             seed=self.seed if seed is None else seed,
+            distillation=self.distillation,
         )
 
 

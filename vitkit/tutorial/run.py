@@ -82,13 +82,16 @@ def train_model(
     n = len(data.train)
     full_n = full_train_images or n
     epochs = _epochs_for(n, full_n, p)
-    settings = p.fit_kwargs(seed)
-    if teacher is not None:
-        settings.update(teacher=teacher, distillation=p.distillation)
-    settings["warmup"] = p.warmup * _steps_per_epoch(full_n, p) / _steps_per_epoch(n, p)  # the same warm-up in steps
+    warmup = p.warmup * _steps_per_epoch(full_n, p) / _steps_per_epoch(n, p)  # the same warm-up in steps
+    config = p.train_config(seed).replace(epochs=epochs, warmup=warmup)
     started = time.perf_counter()
     history = fit(
-        model, data if validate else _no_validation(data), epochs=epochs, device=device, progress=progress, **settings
+        model,
+        data if validate else _no_validation(data),
+        config=config,
+        device=device,
+        progress=progress,
+        teacher=teacher,
     )
     seconds = time.perf_counter() - started
     test = evaluate(model, data.test)

@@ -1,0 +1,273 @@
+"""Where and how ``fit`` runs: the device, the precision, the processes under torchrun (and their synchronised
+BatchNorm), CUDA's fast paths and ``torch.compile``; :func:`describe` says it all for ``vitkit doctor``."""
+
+from __future__ import annotations
+
+import atexit
+import os
+from contextlib import contextmanager, nullcontext
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = ["describe", "resolve_device", "resolve_precision"]
+
+
+def _torchrun() -> tuple[int, int, int]:
+    """(world size, local rank, processes on this machine) as torchrun sets them; (1, 0, 1) outside torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    return world, local_rank, int(os.environ.get("LOCAL_WORLD_SIZE", world))
+
+
+def _pick_device(device="auto") -> tuple[torch.device, str]:
+    """The device ``device`` stands for and why (a sentence for ``vitkit doctor``)."""
+    world, local_rank, local_world = _torchrun()
+    if str(device) != "auto":
+        chosen = torch.device(device)
+        if world > 1 and chosen.type == "mps":
+            raise ValueError(
+                f"device={str(device)!r} under torchrun: gloo, the only backend on a Mac, cannot carry MPS tensors; "
+                "use device='cpu' (or train in one process on MPS)"
+            )
+        if world > 1 and chosen.type == "cuda":
+            gpus = torch.cuda.device_count()
+            if local_world > gpus:
+                raise ValueError(
+                    f"device={str(device)!r} under torchrun with {local_world} processes on a machine with {gpus} GPU(s): "
+                    f"NCCL needs one GPU per process; use --nproc_per_node {gpus} (or device='cpu' / 'auto')"
+                )
+            if chosen.index is None:
+                chosen = torch.device("cuda", local_rank)
+        return chosen, f"asked for {chosen}"
+    if torch.cuda.is_available():
+        gpus = torch.cuda.device_count()
+        if world > 1 and local_world > gpus:
+            # NCCL refuses two ranks on one GPU; every rank sees the same counts, so all of them fall back together
+            return torch.device("cpu"), (
+                f"torchrun started {local_world} processes on this machine but it has {gpus} GPU(s): "
+                f"all processes train on the CPU with gloo (use --nproc_per_node {gpus} for the GPUs)"
+            )
+        index = local_rank if world > 1 else 0
+        name = torch.cuda.get_device_name(index)
+        return torch.device("cuda", index), f"CUDA is available ({gpus} GPU(s), this process uses GPU {index}: {name})"
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if mps and world > 1:
+        return torch.device(
+            "cpu"
+        ), "Apple's MPS is available, but torchrun's gloo backend cannot carry MPS tensors: CPU"
+    if mps:
+        return torch.device("mps"), "no CUDA; Apple's MPS is available"
+    return torch.device("cpu"), "no CUDA or MPS device"
+
+
+def resolve_device(device="auto") -> torch.device:
+    """ "auto" -> cuda (this rank's GPU under torchrun), then mps, then cpu; anything else as given.
+
+    Under torchrun: more processes than GPUs -> every process on the CPU (gloo); never MPS (gloo cannot carry it).
+    """
+    return _pick_device(device)[0]
+
+
+# CUDA compute capability from which bf16 runs natively (Ampere); before it cuDNN has no bf16 convolutions and
+# matrix products emulate it, so fp16 with a gradient scaler is the fast choice from Volta (7.0) and P100 (6.0) on;
+# consumer Pascal (6.1, GTX 10xx) runs fp16 at a small fraction of its fp32 rate.
+_BF16_FROM = (8, 0)
+
+
+_FP16_CAPABILITIES = lambda cc: cc >= (7, 0) or cc == (6, 0)  # noqa: E731
+
+
+def _pick_precision(precision: str, device: torch.device) -> tuple[str, str]:
+    """The precision ``precision`` stands for on ``device`` and why."""
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}")
+    if precision != "auto":
+        return precision, f"asked for {precision}"
+    device = torch.device(device)
+    if device.type == "cuda":
+        # by compute capability, not torch.cuda.is_bf16_supported(): that is True on a T4 or V100, where bf16 is emulated
+        cc = tuple(torch.cuda.get_device_capability(device))
+        if cc >= _BF16_FROM:
+            return "bf16", f"compute capability {cc[0]}.{cc[1]} (Ampere or newer) runs bf16 natively"
+        if _FP16_CAPABILITIES(cc):
+            return "fp16", f"compute capability {cc[0]}.{cc[1]} has no native bf16: fp16 with a gradient scaler"
+        return "fp32", f"compute capability {cc[0]}.{cc[1]} runs fp16 slowly and bf16 not at all"
+    if device.type == "mps":
+        return "fp32", "MPS: fp32 (the kit does not use autocast on MPS unless asked: precision='fp16')"
+    return "fp32", "CPU: fp32"
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """ "auto" -> "bf16" on CUDA of compute capability 8.0+ (Ampere), "fp16" (with a gradient scaler) on older CUDA
+    (Volta, Turing, P100), else "fp32"; an explicit "fp32", "bf16" or "fp16" is kept.
+
+    On CPUs "auto" stays fp32 even with avx512_bf16: bf16 autocast trained the small presets at the same accuracy
+    but slower (vit_mnist 0.71×, resnet_mnist 0.93× the speed; ``vitkit bench --only cpu_bf16``, docs/benchmarks.md).
+    """
+    return _pick_precision(precision, device)[0]
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def _distributed(device: torch.device, timeout_s: float = 300) -> tuple[int, int]:
+    """(rank, world_size): joins the torchrun process group on first use (gloo on CPU, NCCL on CUDA)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    if int(os.environ.get("WORLD_SIZE", 1)) <= 1:
+        return 0, 1
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))  # a rank that never arrives fails, not hangs
+    atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _all_sum(values: torch.Tensor, world_size: int) -> torch.Tensor:
+    if world_size > 1:
+        values = values.clone()
+        dist.all_reduce(values)
+    return values
+
+
+def _sync_batchnorm(model: nn.Module, device: torch.device):
+    """Under DDP, BatchNorm layers normalise with the statistics of the global batch, as one process would.
+
+    Swaps each BatchNorm for a synchronised one sharing its parameters and running buffers (torch's SyncBatchNorm
+    on CUDA; on the CPU, where torch's needs a GPU, :class:`_GlooSyncBatchNorm`); returns a function that puts
+    the originals back, so the caller's model leaves ``fit`` with the classes it came with.
+    """
+    swapped = []
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(
+                child, (nn.SyncBatchNorm, _GlooSyncBatchNorm)
+            ):
+                sync = (nn.SyncBatchNorm if device.type == "cuda" else _GlooSyncBatchNorm)(
+                    child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+                ).to(device)
+                if child.affine:
+                    sync.weight, sync.bias = child.weight, child.bias  # the same Parameters: the optimizer's
+                sync.running_mean, sync.running_var, sync.num_batches_tracked = (
+                    child.running_mean,
+                    child.running_var,
+                    child.num_batches_tracked,
+                )
+                sync.train(child.training)
+                setattr(parent, name, sync)
+                swapped.append((parent, name, child))
+
+    def restore():
+        for parent, name, child in swapped:
+            child.train(getattr(parent, name).training)
+            setattr(parent, name, child)
+
+    return restore
+
+
+class _GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm over the global batch of all ranks, for CPU processes (gloo); (B, C, ...) -> (B, C, ...).
+
+    Two autograd-aware all-reduces per layer: the per-channel sums and counts give the global mean, then the
+    squared deviations from it give the global (biased) variance, exactly as one process computes them.
+    """
+
+    def _check_input_dim(self, input):
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2-D input (B, C, ...), got {tuple(input.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        dims = [0] + list(range(2, x.dim()))  # every axis but the channels
+        local = torch.cat([x.sum(dims), x.new_full((1,), x.numel() // x.shape[1])])  # (C + 1,): sums, count
+        total = all_reduce(local)
+        count = total[-1]
+        mean = total[:-1] / count  # (C,)
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        centred = x - mean.view(shape)
+        var = all_reduce(centred.pow(2).sum(dims)) / count  # (C,), biased, as BatchNorm normalises
+        out = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean.detach(), factor)
+                self.running_var.lerp_(var.detach() * count / (count - 1), factor)  # unbiased, as BatchNorm keeps it
+        return out
+
+
+@contextmanager
+def _device_tuning(model: nn.Module, device: torch.device):
+    """For the length of a ``fit`` on CUDA: TF32 matrix products and convolutions, cuDNN's autotuner, and a CNN in
+    ``channels_last`` (the layout tensor cores read); the process's TF32 and autotuner settings are restored after.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True  # fixed image sizes: pick the fastest convolution once per shape
+    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        model.to(memory_format=torch.channels_last)  # convolutions then run NHWC without layout transposes
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = saved
+
+
+def _compiler(compile):
+    """``compile`` (False, True for inductor, or a torch.compile backend name or callable) -> a function wrapping a module, or None."""
+    if compile is False or compile is None:
+        return None
+    backend = "inductor" if compile is True else compile
+    return lambda module: torch.compile(module, backend=backend)
+
+
+def describe(device="auto", precision: str = "auto", compile: bool = False) -> list[str]:
+    """What ``fit`` will use on this machine, and why: device, precision, compile, processes per GPU (lines of text)."""
+    world, local_rank, local_world = _torchrun()
+    chosen, why_device = _pick_device(device)
+    chosen_precision, why_precision = _pick_precision(precision, chosen)
+    lines = [
+        f"torch {torch.__version__}",
+        f"device:     {chosen}  ({why_device})",
+        f"precision:  {chosen_precision}  ({why_precision})",
+    ]
+    if chosen.type == "cuda":
+        lines.append(
+            "cuda:       TF32 matrix products and cuDNN autotuning during fit (restored after); CNNs in channels_last"
+        )
+    if compile:
+        import importlib.util
+
+        inductor = importlib.util.find_spec("triton") is not None or chosen.type == "cpu"
+        lines.append(
+            f"compile:    torch.compile, batch axis dynamic (one graph for every batch size), validation compiled too"
+            f"{'' if inductor else '; inductor needs triton on a GPU: pip install triton, or leave --compile off'}"
+        )
+    else:
+        lines.append("compile:    off (--compile to turn it on: slower first epoch, faster after on a GPU)")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if world > 1:
+        per_gpu = "none (CPU, gloo)" if chosen.type != "cuda" else "1 (NCCL)"
+        lines.append(
+            f"processes:  {world} under torchrun, {local_world} on this machine (this is local rank {local_rank}); "
+            f"{gpus} GPU(s) here; processes per GPU: {per_gpu}"
+        )
+    else:
+        hint = f"; torchrun --nproc_per_node {gpus} uses them all" if gpus > 1 else ""
+        lines.append(f"processes:  1 (not under torchrun); {gpus} GPU(s) here{hint}")
+    return lines
