@@ -29,6 +29,22 @@ _linear = torch.nn.functional.linear
 
 # The mistakes these checks name, with their messages and hints, are rows of vitkit/grading/catalogue.py.
 
+_REFUSED = object()  # what _refused returns when the student's code raised ValueError as asked
+
+
+def _refused(call, what: str, wrong_error_code: str):
+    """``call()``'s result, or :data:`_REFUSED` when it raised ValueError; an error of another kind (an assert, a
+    TypeError...) is the named mistake ``wrong_error_code``, not "other"."""
+    try:
+        return call()
+    except ValueError:
+        return _REFUSED
+    except Mistake:
+        raise
+    except Exception as err:
+        raise Mistake(wrong_error_code, f"{what} raised {type(err).__name__}: {err}") from None
+
+
 # ----------------------------------------------------------------------------- references
 
 
@@ -213,17 +229,7 @@ def check_multihead_attention_hidden(student_cls) -> None:
         _diagnose(student_cls, dim, heads, batch, tokens, seed=10 + i, dtype=dtype)
     _compare_with_torch(student_cls)
     _compare_with_vitkit(student_cls)
-    try:
-        student_cls(10, 3)
-    except ValueError:
-        pass
-    except Mistake:
-        raise
-    except Exception as err:  # an assert, or an error of another kind: named, not "other"
-        raise Mistake(
-            "ps2.mhsa.wrong_error", f"MultiHeadSelfAttention(10, 3) raised {type(err).__name__}: {err}"
-        ) from None
-    else:
+    if _refused(lambda: student_cls(10, 3), "MultiHeadSelfAttention(10, 3)", "ps2.mhsa.wrong_error") is not _REFUSED:
         raise Mistake("ps2.mhsa.no_divisibility_check", "MultiHeadSelfAttention(10, 3) did not raise ValueError")
     print("MultiHeadSelfAttention agrees with nn.MultiheadAttention and vitkit's Attention.")
 
@@ -338,16 +344,10 @@ def check_output_shape(student_fn) -> None:
         ((2, 4), (6, 4), (3, 2), "ps2.shapes.key_value_count_accepted"),
     ]
     for q, k, v, code in invalid:
-        try:
-            got = student_fn(q, k, v)
-        except ValueError:
+        call = f"attention_output_shape({q}, {k}, {v})"
+        got = _refused(lambda: student_fn(q, k, v), call, "ps2.shapes.wrong_error")
+        if got is _REFUSED:
             continue
-        except Mistake:
-            raise
-        except Exception as err:  # an assert, or an error of another kind: named, not "other"
-            raise Mistake(
-                "ps2.shapes.wrong_error", f"attention_output_shape({q}, {k}, {v}) raised {type(err).__name__}: {err}"
-            ) from None
         raise Mistake(code, f"attention_output_shape({q}, {k}, {v}) returned {got} instead of raising ValueError")
     print("attention_output_shape knows which dimensions must match.")
 
