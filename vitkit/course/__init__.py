@@ -14,7 +14,8 @@
     vitkit course decide STUDENT PS accept|zero   the instructor's verdict on a flagged submission
 
 Modules: ``paths`` (the layout), ``collect``, ``sandbox`` (grading one submission), ``confine`` (the
-kernel's confinement), ``execute`` (nbgrader's execution settings), ``scan`` (the static scan),
+kernel's confinement), ``isolation`` (what the host allows, throwaway uids), ``baseline`` (the memory
+baseline), ``execute`` (nbgrader's execution settings), ``scan`` (the static scan),
 ``mistakes`` (named mistakes in outputs), ``doctor``, ``grade`` (release, the coordinator, manual grades),
 ``feedback`` (feedback and export), ``report``, ``check`` (students), ``exchange`` (nbgrader's exchange on a hub),
 ``hub`` (a JupyterHub for a class).

@@ -36,132 +36,41 @@ Always: the kernel is PID 1 of its namespace where there is one (when it exits, 
 started is killed by the kernel of the OS), an address-space limit (``prlimit --as``, ``memory_gb`` on
 top of what a kernel's libraries map, see :func:`kernel_baseline_gb`), file-size, core and open-file
 limits; as root, every process of the throwaway uid is killed before the results are read.
+
+The level and the throwaway uids are in :mod:`vitkit.course.isolation`, the memory baseline in
+:mod:`vitkit.course.baseline`; both are imported here, so ``confine.isolation()`` and the rest still work.
 """
 
 from __future__ import annotations
 
-import fcntl
-import functools
-import hashlib
 import importlib.util
 import os
 import shlex
-import signal
 import site
-import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-LEVELS = ("uid+ns", "uid", "userns", "none")
+from vitkit.course.baseline import BASELINE_HEADROOM_GB, kernel_baseline_gb
+from vitkit.course.isolation import LEVELS, claim_uid, describe, isolation, kill_uid, release_uid
 
-# ----------------------------------------------------------------------------- what the host allows
-
-
-def _runs(cmd: list[str]) -> bool:
-    try:
-        return subprocess.run(cmd, capture_output=True, timeout=20, stdin=subprocess.DEVNULL).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-@functools.lru_cache(maxsize=None)
-def _probe(euid: int, refuse_ns: bool) -> str:
-    if euid == 0:
-        if not refuse_ns and _runs(["unshare", "--net", "--pid", "--fork", "--mount", "--mount-proc", "true"]):
-            return "uid+ns"
-        return "uid" if _runs(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "true"]) else "none"
-    uid, gid = os.getuid(), os.getgid()
-    if not refuse_ns and _runs(
-        [
-            "unshare",
-            "--user",
-            "--map-root-user",
-            "--net",
-            "--pid",
-            "--fork",
-            "--mount",
-            "--mount-proc",
-            "unshare",
-            "--user",
-            f"--map-user={uid}",
-            f"--map-group={gid}",
-            "--mount",
-            "true",
-        ]
-    ):
-        return "userns"
-    return "none"
-
-
-def isolation() -> str:
-    """The strongest level this host allows: ``uid+ns``, ``uid``, ``userns`` or ``none`` (see the module docstring).
-
-    ``VITKIT_NO_NAMESPACES=1`` behaves as a container that refuses namespaces (tests, or a host whose
-    namespaces misbehave).
-    """
-    return _probe(os.geteuid(), os.environ.get("VITKIT_NO_NAMESPACES", "") not in ("", "0"))
-
-
-def describe(level: str, uid: int | None, memory_gb: float) -> str:
-    """One line for the record: what confined the kernel."""
-    return {
-        "uid+ns": f"kernel as uid {uid}, own PID/mount/network namespaces, course hidden, {memory_gb:g} GB",
-        "uid": f"kernel as uid {uid} (no namespaces on this host: network not isolated), {memory_gb:g} GB",
-        "userns": f"kernel in a nested user namespace, own PID/mount/network namespaces, course hidden, {memory_gb:g} GB",
-        "none": f"UNCONFINED kernel (not root and no user namespaces): limits only, {memory_gb:g} GB",
-    }[level]
-
-
-# ----------------------------------------------------------------------------- throwaway uids (root)
-
-_UID_BASE, _UID_SLOTS = 61000, 2000
-_lock_files: dict[int, object] = {}
-
-
-def claim_uid() -> int:
-    """A throwaway uid no other grading task on this machine is using now (an flock per uid)."""
-    start = os.getpid() % _UID_SLOTS
-    for k in range(_UID_SLOTS):
-        uid = _UID_BASE + (start + k) % _UID_SLOTS
-        f = open(f"/tmp/.vitkit-sandbox-{uid}.lock", "a")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.close()
-            continue
-        _lock_files[uid] = f
-        return uid
-    raise RuntimeError("no free sandbox uid: more than 2000 grading tasks at once on this machine?")
-
-
-def release_uid(uid: int) -> None:
-    kill_uid(uid)
-    f = _lock_files.pop(uid, None)
-    if f is not None:
-        f.close()
-
-
-def kill_uid(uid: int) -> None:
-    """SIGKILL every process running as ``uid`` (whatever a student's kernel left behind)."""
-    for _ in range(20):
-        alive = False
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                if os.stat(f"/proc/{pid}").st_uid == uid:
-                    os.kill(int(pid), signal.SIGKILL)
-                    alive = True
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
-                pass
-        if not alive:
-            return
-        time.sleep(0.05)
-
+__all__ = [
+    "BASELINE_HEADROOM_GB",
+    "LEVELS",
+    "Kernel",
+    "claim_uid",
+    "describe",
+    "grading_base",
+    "hidden_folders",
+    "isolation",
+    "kernel_baseline_gb",
+    "kernel_paths",
+    "kill_uid",
+    "release_uid",
+    "untraversable_ancestor",
+]
 
 # ----------------------------------------------------------------------------- paths the kernel needs, paths it must not see
 
@@ -421,57 +330,3 @@ def hidden_folders(course_root: str, level: str) -> list[str]:
     elif level == "userns" and os.path.isdir(os.path.expanduser("~")):
         hide.append(os.path.realpath(os.path.expanduser("~")))
     return _outermost(h for h in hide if h != "/")  # a course or home at / cannot be covered: the rest still is
-
-
-# ----------------------------------------------------------------------------- the memory limit's baseline
-
-_BASELINE: float | None = None
-_BASELINE_PROBE = (
-    "import torch, numpy, matplotlib.pyplot, ipykernel.ipkernel\n"
-    "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmSize:')))"
-)
-BASELINE_HEADROOM_GB = 1.0  # thread stacks, malloc arenas, later imports of a kernel
-
-
-def kernel_baseline_gb() -> float:
-    """GB of address space a kernel maps before the notebook's own allocations, plus headroom.
-
-    RLIMIT_AS counts mapped files: a CUDA build of torch maps over 3 GB of shared objects on import
-    and allocates almost none of it, so a plain ``--as=4G`` leaves a kernel less than 1 GB and
-    oneDNN fails inside ``nn.Conv2d`` (``could not create a primitive``). Measured once per
-    interpreter and torch install (a subprocess that imports what kernels import), cached in the
-    temp folder.
-    """
-    global _BASELINE
-    if _BASELINE is not None:
-        return _BASELINE
-    spec = importlib.util.find_spec("torch")
-    stamp = f"{sys.executable}|{spec.origin if spec else ''}|{os.stat(spec.origin).st_mtime if spec else ''}"
-    cache = (
-        Path(tempfile.gettempdir()) / f".vitkit-baseline-{os.geteuid()}-{hashlib.sha1(stamp.encode()).hexdigest()[:12]}"
-    )
-    try:
-        _BASELINE = float(cache.read_text())
-        return _BASELINE
-    except (OSError, ValueError):
-        pass
-    kb = 0
-    try:
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "OMP_NUM_THREADS": "1",
-            "MALLOC_ARENA_MAX": "2",
-            "MPLBACKEND": "Agg",
-        }
-        out = subprocess.run(
-            [sys.executable, "-c", _BASELINE_PROBE], capture_output=True, text=True, timeout=300, env=env
-        )
-        kb = int(out.stdout.strip().splitlines()[-1])
-    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
-        kb = 4 * 2**20  # could not measure: assume a CUDA build of torch
-    _BASELINE = round(kb / 2**20 + BASELINE_HEADROOM_GB, 2)
-    try:
-        cache.write_text(str(_BASELINE))
-    except OSError:
-        pass
-    return _BASELINE
