@@ -5,10 +5,14 @@ The ViT's patchify layer is one P×P convolution with stride P: a large kernel, 
 no overlap. Xiao et al. replace it with a few 3×3 convolutions of stride 2 (each with BatchNorm
 and ReLU) and one 1×1 convolution to the token width, and report steadier, faster training with
 the same transformer behind it. (The original ViT paper, Dosovitskiy et al. 2021, already tried
-"hybrids" on ResNet feature maps.) What it borrows from the CNN: locality and overlapping
-receptive fields in the first layers; everything after the stem is the paper's ViT:
+"hybrids" on ResNet feature maps.) Our stem also looks once at each resolution before halving it
+(a 3×3 convolution of stride 1, as a ResNet stage does): measured in the tutorial's budget on
+mnist5k (456 steps, one seed), the stride-2 convolutions alone with 4 blocks reached 92 %, with a
+stride-1 convolution before each halving and 2 blocks 98 % (the CNN: 98.4 %), at the same
+forward FLOPs. What it borrows from the CNN: locality and overlapping receptive fields in the
+first layers; everything after the stem is the paper's ViT:
 
-image -> 3×3/2 conv, BN, ReLU (× log2 P) -> 1×1 conv -> tokens on the same grid as P×P patches
+image -> (3×3/1 conv, BN, ReLU -> 3×3/2 conv, BN, ReLU) × log2 P -> 1×1 conv -> tokens on the grid of P×P patches
       -> [CLS] + tokens + position embeddings -> blocks -> LayerNorm -> CLS -> head
 """
 
@@ -24,11 +28,20 @@ from vitkit.registry import register_model
 from vitkit.vit import ViT, ViTConfig, _vit_defaults
 
 
+def _conv_bn_relu(in_chans: int, out_chans: int, stride: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(in_chans, out_chans, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(out_chans),
+        nn.ReLU(inplace=True),
+    ]
+
+
 class ConvStem(nn.Module):
     """Tokens from a convolutional stem: (B, C, H, W) -> (B, N, embed_dim), N = (H / P)·(W / P) as for ``PatchEmbed``.
 
-    log2(P) convolutions 3×3, stride 2 (BatchNorm, ReLU), widths doubling up to embed_dim / 2, then a
-    1×1 convolution to embed_dim. P must be a power of two.
+    For each of the log2(P) halvings: a 3×3 convolution of stride 1 at the current resolution, then one of
+    stride 2 (each with BatchNorm and ReLU); widths double up to embed_dim (e.g. P=4, D=128: 32, 64, 64, 128),
+    then a 1×1 convolution to embed_dim. P must be a power of two.
     """
 
     def __init__(self, img_size: int = 28, patch_size: int = 4, in_chans: int = 1, embed_dim: int = 128):
@@ -42,15 +55,13 @@ class ConvStem(nn.Module):
         self.img_size, self.patch_size, self.in_chans = img_size, patch_size, in_chans
         self.grid_size = patch_grid(img_size, patch_size, other_patch_sizes=False)  # P is a power of 2 (checked above)
         self.num_patches = self.grid_size**2
-        widths = [max(8, embed_dim // 2 ** (halvings - i)) for i in range(halvings)]  # e.g. P=4, D=128: 32, 64
+        # the width at each resolution, doubling up to the token width: P=4, D=128 gives 32, 64, 128
+        widths = [max(8, embed_dim // 2 ** (halvings - i)) for i in range(halvings)] + [embed_dim]
         layers, chans = [], in_chans
-        for width in widths:
-            layers += [
-                nn.Conv2d(chans, width, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True),
-            ]
-            chans = width
+        for i in range(halvings):
+            layers += _conv_bn_relu(chans, widths[i], stride=1)  # look at this resolution
+            layers += _conv_bn_relu(widths[i], widths[i + 1], stride=2)  # then halve it
+            chans = widths[i + 1]
         self.convs = nn.Sequential(*layers)
         self.proj = nn.Conv2d(chans, embed_dim, kernel_size=1)  # the 1×1 convolution to the token width
 
@@ -81,5 +92,9 @@ class HybridViT(ViT):
 
 @register_model
 def hybrid_mnist(**overrides) -> HybridViT:
-    """A hybrid ViT for 28×28 grey images: a two-convolution stem to a 7×7 grid of 128-wide tokens, then 4 blocks."""
-    return HybridViT(ViTConfig(**{**_vit_defaults("vit_mnist"), "patch_size": 4, "depth": 4, **overrides}))
+    """A hybrid ViT for 28×28 grey images: a four-convolution stem to a 7×7 grid of 128-wide tokens, then 2 blocks.
+
+    2 blocks rather than vit_mnist's 6: behind this stem, 4 blocks reached 95.5 % and 2 blocks 98.0 % in the
+    tutorial's budget (456 steps on mnist5k, one seed each); the stem does the local work, the blocks mix globally.
+    """
+    return HybridViT(ViTConfig(**{**_vit_defaults("vit_mnist"), "patch_size": 4, "depth": 2, **overrides}))
