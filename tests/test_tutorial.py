@@ -345,7 +345,7 @@ def test_data_efficiency_trains_every_seed_and_teaches_deit_with_the_cnn_of_its_
         train, "fit", lambda model, data, **kw: calls.append((model, data.train.images, kw)) or History()
     )
     monkeypatch.setattr(train, "evaluate", lambda model, split: {"accuracy": 0.5, "loss": 1.0})
-    plan = tutorial.Plan(epochs=1, fractions=(0.1, 1.0), seeds=(0, 1, 2))
+    plan = tutorial.Plan(epochs=1, fractions=(0.1, 1.0), seeds=(0, 1, 2), workers=1)  # in this process: fit is patched
     runs, _ = tutorial.data_efficiency(plan, names=("deit_mnist", "resnet_mnist"), device="cpu")
     assert len(runs) == 2 * 2 * 3 and sorted(r.seed for r in runs) == [0] * 4 + [1] * 4 + [2] * 4
     assert [type(c[0]).__name__ for c in calls[:2]] == ["ResNet", "DistilledViT"]  # the teacher first
@@ -356,3 +356,35 @@ def test_data_efficiency_trains_every_seed_and_teaches_deit_with_the_cnn_of_its_
         assert cnn_kw["teacher"] is None
     tenths = [images for _, images, kw in calls[::2] if len(images) < 1000]
     assert len(tenths) == 3 and not torch.equal(tenths[0], tenths[1])  # each seed draws its own share
+
+
+def test_runs_side_by_side_in_workers_come_back_in_order_with_the_numbers_of_runs_made_here():
+    from vitkit.tutorial.workers import chains, worker_layout
+
+    assert chains(["vit_mnist", "deit_mnist", "resnet_mnist"]) == [["resnet_mnist", "deit_mnist"], ["vit_mnist"]]
+    with pytest.raises(ValueError, match="add 'resnet_mnist'"):
+        chains(["deit_mnist"])
+    with pytest.raises(ValueError, match="at least 1"):
+        worker_layout(tutorial.Plan(epochs=1, workers=0), torch.device("cpu"))
+    assert worker_layout(tutorial.Plan(epochs=1, workers=4), torch.device("cuda"))[0] == 1  # a GPU trains here
+    small = dict(epochs=1, batch_size=32, max_steps=2, fractions=(0.25, 1.0), seeds=(0, 1), test_images=100)
+    names = ("deit_mnist", "convmixer_mnist", "resnet_mnist")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each worker runs on this 2-core machine, so that the numbers can be compared
+    try:
+        here, _ = tutorial.data_efficiency(tutorial.Plan(**small, workers=1), names=names, device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    plan = tutorial.Plan(**small, workers=2)
+    full = tutorial.train_models(tutorial.load_data(plan), plan, names=names, device="cpu")
+    assert list(full) == list(names) and {type(m).__name__ for m, _ in full.values()} == {
+        "DistilledViT",
+        "ConvMixer",
+        "ResNet",
+    }
+    side, new = tutorial.data_efficiency(plan, names=names, device="cpu")
+    assert [(r.model, r.fraction, r.seed) for r in side] == [(r.model, r.fraction, r.seed) for r in here]
+    assert set(new) == set(names)  # the models of the full split with the plan's seed come back
+    if worker_layout(plan, torch.device("cpu"))[1] == 1:
+        for a, b in zip(side, here):
+            assert a.test_accuracy == pytest.approx(b.test_accuracy, abs=0.02), (a.model, a.fraction, a.seed)

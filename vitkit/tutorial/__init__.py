@@ -74,7 +74,6 @@ from vitkit.tutorial.run import (  # noqa: F401
     Run,
     _no_validation,
     _synchronize,
-    _teacher_order,
     balanced_indices,
     data_efficiency,
     examples,

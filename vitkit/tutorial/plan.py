@@ -62,6 +62,9 @@ class Plan:
         2,
     )  # data-efficiency runs per point: each seed draws its own data share and initial weights
     efficiency: tuple[str, ...] = COMPARED  # the models of the data-efficiency curve (beside the pre-trained arms)
+    workers: int | None = (
+        None  # CPU: training runs side by side in this many processes (None: the cores, at most 4; 1: here)
+    )
     distillation: str = "hard"  # DeiT's targets from the teacher: "hard" (its top class) or "soft"
     severities: dict = field(
         default_factory=lambda: {
@@ -92,9 +95,9 @@ def plan() -> Plan:
     """The full plan, or the quick one (a few steps, two data fractions) under ``VITKIT_QUICK=1`` / nbgrader."""
     return budget(
         # the full run: 8 epochs of the 3,600 training digits per model; the data-efficiency curve at 10% and 100%,
-        # three seeds each, for the ViT and the CNN beside the pre-trained tiny ViT and its twin from scratch (DeiT, the
-        # hybrid and ConvMixer in the full-split comparison only): about 8 minutes on a 2-core CPU
-        Plan(epochs=8, batch_size=64, fractions=(0.1, 1.0), efficiency=("vit_mnist", "resnet_mnist")),
+        # three seeds each, for the ViT, the hybrid and the CNN beside the pre-trained tiny ViT and its twin from
+        # scratch (DeiT and ConvMixer in the full-split comparison only); runs side by side in worker processes
+        Plan(epochs=8, batch_size=64, fractions=(0.1, 1.0), efficiency=("vit_mnist", "hybrid_mnist", "resnet_mnist")),
         Plan(
             epochs=1,
             batch_size=32,

@@ -5,6 +5,7 @@ robustness.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import statistics
 import time
 from dataclasses import dataclass
@@ -17,16 +18,17 @@ from vitkit import count_flops, count_params, create_model
 from vitkit.data import Dataset, Split, load_dataset
 from vitkit.data.splits import balanced_order
 from vitkit.robustness import PROBES, robustness_curve
+from vitkit.train import resolve_device
 from vitkit.tutorial.plan import (
     COMPARED,
     PRETRAINED,
     SCRATCH_TWIN,
-    TEACHERS,
     Plan,
     _epochs_for,
     _steps_per_epoch,
     report_progress,
 )
+from vitkit.tutorial.workers import Job, chains, run_jobs, worker_layout
 
 # ----------------------------------------------------------------------------- training and measuring
 
@@ -110,32 +112,32 @@ def train_model(
     return model, run
 
 
-def _teacher_order(names) -> list:
-    """``names`` with every teacher (:data:`TEACHERS`) moved before its student."""
-    names = list(names)
-    for student, teacher in TEACHERS.items():
-        if student in names and teacher not in names:
-            raise ValueError(f"{student} learns from {teacher}; add {teacher!r} to the models trained with it")
-    return sorted(names, key=lambda n: (0 if n in TEACHERS.values() else 1, names.index(n)))
-
-
 def train_models(
     data: Dataset, p: Plan, names=COMPARED, device="auto", progress: bool = False
 ) -> dict[str, tuple[nn.Module, Run]]:
     """Train every model in ``names`` on the full training split with the same plan: {name: (model, Run)}, in ``names``' order.
 
-    A student of :data:`TEACHERS` (``deit_mnist``) learns from its teacher trained here first.
+    A student of :data:`TEACHERS` (``deit_mnist``) learns from its teacher trained just before it. On a CPU the
+    runs go side by side to worker processes (:mod:`vitkit.tutorial.workers`); ``progress`` shows each epoch
+    when they run in this process.
     """
-    out = {}
-    order = _teacher_order(names)
-    for i, name in enumerate(order):
-        teacher = out[TEACHERS[name]][0] if name in TEACHERS else None
-        out[name] = train_model(name, data, p, device=device, progress=progress, teacher=teacher)
-        run = out[name][1]
-        print(
-            f"{name:16s} {run.steps} steps in {run.seconds:5.1f} s: test accuracy {run.test_accuracy:.4f}", flush=True
-        )
-        report_progress("training on the full split", i + 1, len(order), run.steps)
+    device = resolve_device(device)
+    names = list(names)
+    progress = progress and worker_layout(p, device)[0] == 1  # fit's progress bars, when the runs are in this process
+    jobs = [Job([(n, n) for n in chain], data, p.seed, keep=set(chain), progress=progress) for chain in chains(names)]
+    done = 0
+
+    def finished(result):
+        nonlocal done
+        for name, _, run in result:
+            done += 1
+            print(
+                f"{name:16s} {run.steps} steps in {run.seconds:5.1f} s: test accuracy {run.test_accuracy:.4f}",
+                flush=True,
+            )
+            report_progress("training on the full split", done, len(names), run.steps)
+
+    out = {name: (model, run) for result in run_jobs(jobs, p, device, finished) for name, model, run in result}
     return {name: out[name] for name in names}
 
 
@@ -204,17 +206,27 @@ def pretrained_arms(path: Path | None, num_classes: int = 10, seed: int = 0, scr
     """
     if path is None:
         return {}
-    from vitkit.pretrain import glyph_config, load_pretrained
+    # functools.partial of module functions, not lambdas: the arms travel to worker processes (vitkit.tutorial.workers)
+    arms = {PRETRAINED: functools.partial(_pretrained_arm, path, num_classes)}
+    if scratch_twin:
+        arms[SCRATCH_TWIN] = functools.partial(_scratch_arm, num_classes, default_seed=seed)
+    return arms
+
+
+def _pretrained_arm(path: Path, num_classes: int, init_seed: int | None = None) -> nn.Module:
+    """The pre-trained tiny ViT with a new head (the seed does not change the pre-trained weights)."""
+    from vitkit.pretrain import load_pretrained
+
+    return load_pretrained(path, num_classes)
+
+
+def _scratch_arm(num_classes: int, init_seed: int | None = None, default_seed: int = 0) -> nn.Module:
+    """The tiny ViT's architecture, randomly initialised with ``init_seed`` (default ``default_seed``)."""
+    from vitkit.pretrain import glyph_config
     from vitkit.vit import ViT
 
-    def scratch(init_seed: int = seed):
-        torch.manual_seed(init_seed)
-        return ViT(glyph_config(num_classes))
-
-    arms = {PRETRAINED: lambda init_seed=seed: load_pretrained(path, num_classes)}
-    if scratch_twin:
-        arms[SCRATCH_TWIN] = scratch
-    return arms
+    torch.manual_seed(default_seed if init_seed is None else init_seed)
+    return ViT(glyph_config(num_classes))
 
 
 # ----------------------------------------------------------------------------- data efficiency and robustness
@@ -239,50 +251,53 @@ def data_efficiency(
     trained on the full split with ``p.seed`` ({label: model}).
     """
     full_n = len(load_data(p).train)
-    arms: dict = {name: name for name in _teacher_order(names)}
-    arms.update(extra_arms or {})
-    runs, new_models = [], {}
-    total = len(arms) * len(p.fractions) * len(p.seeds)
-    done = 0
+    device = resolve_device(device)
+    makers: dict = {name: name for name in names}
+    makers.update(extra_arms or {})
+    reused = full_runs or {}
+    jobs, shares, made = [], [], {}  # shares: each job's (seed, fraction); made: (seed, fraction, label) -> Run
     for seed in p.seeds:
         for fraction in p.fractions:
             data = load_data(p, fraction, seed=seed)
-            trained: dict[str, nn.Module] = {}  # this share's models, for the students that learn from them
-            for label, make in arms.items():
-                done += 1
-                if fraction == 1.0 and seed == p.seed and full_runs and label in full_runs:
-                    runs.append(full_runs[label])
-                    trained[label] = (full_models or {}).get(label)
+            first = fraction == 1.0 and seed == p.seed  # the share and seed of the full-split runs
+            for chain in chains(makers):
+                todo = [label for label in chain if not (first and label in reused)]
+                made.update({(seed, fraction, label): reused[label] for label in chain if label not in todo})
+                if not todo:
                     continue
-                teacher = trained.get(TEACHERS[label]) if label in TEACHERS else None
-                if label in TEACHERS and teacher is None:
-                    raise ValueError(
-                        f"{label} learns from {TEACHERS[label]}, whose model for {fraction:.0%} of the data and seed {seed} "
-                        f"is missing; pass full_models= with full_runs="
-                    )
-                model = make if isinstance(make, str) else make(seed)
-                model, run = train_model(
-                    model,
-                    data,
-                    p,
-                    full_train_images=full_n,
-                    validate=False,
-                    label=label,
-                    device=device,
-                    teacher=teacher,
-                    seed=seed,
+                teachers = {}
+                if todo[0] != chain[0]:  # students of a teacher trained on the full split already
+                    teachers[chain[0]] = (full_models or {}).get(chain[0])
+                    if teachers[chain[0]] is None:
+                        raise ValueError(
+                            f"{todo[0]} learns from {chain[0]}, whose model for {fraction:.0%} of the data and seed "
+                            f"{seed} is missing; pass full_models= with full_runs="
+                        )
+                arms = [(label, makers[label]) for label in todo]
+                jobs.append(
+                    Job(arms, data, seed, full_n, validate=False, keep=set(todo) if first else set(), teachers=teachers)
                 )
-                runs.append(run)
-                if label in TEACHERS.values():
-                    trained[label] = model
-                if fraction == 1.0 and seed == p.seed:
-                    new_models[label] = model
-                print(
-                    f"{label:24s} {fraction:4.0%} of the data ({run.train_images:4d} images, seed {seed}, {run.steps} steps): "
-                    f"test accuracy {run.test_accuracy:.4f}  ({run.seconds:.0f} s)",
-                    flush=True,
-                )
-                report_progress("data efficiency", done, total, run.steps)
+                shares.append((seed, fraction))
+    total, done = len(makers) * len(p.fractions) * len(p.seeds), len(made)
+
+    def finished(result):
+        nonlocal done
+        for label, _, run in result:
+            done += 1
+            print(
+                f"{label:24s} {run.fraction:4.0%} of the data ({run.train_images:4d} images, seed {run.seed}, "
+                f"{run.steps} steps): test accuracy {run.test_accuracy:.4f}  ({run.seconds:.0f} s)",
+                flush=True,
+            )
+            report_progress("data efficiency", done, total, run.steps)
+
+    new_models = {}
+    for (seed, fraction), result in zip(shares, run_jobs(jobs, p, device, finished)):
+        for label, model, run in result:
+            made[seed, fraction, label] = run
+            if model is not None:
+                new_models[label] = model
+    runs = [made[seed, fraction, label] for seed in p.seeds for fraction in p.fractions for label in makers]
     return runs, new_models
 
 
