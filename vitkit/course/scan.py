@@ -6,112 +6,23 @@ exception hooks, ``sys.modules`` surgery, writes to grading files, rebinding the
 cells use. It leaves ordinary code alone: ``setattr`` on the student's own objects, reading
 ``globals()``, ``getattr``, ``exec`` of the student's own strings (those strings are scanned too).
 Its findings go to the instructor beside the grade (see :mod:`vitkit.course.grade`): a flagged
-submission is still graded, and the instructor decides.
+submission is still graded, and the instructor decides. The tables of what it guards are in
+:mod:`vitkit.course.guarded`.
 """
 
 from __future__ import annotations
 
 import ast
 
-# Modules whose attributes a student's cells may not assign (matched on the dotted form in the source).
-_GUARDED_MODULES = (
-    "torch.testing",
-    "numpy.testing",
-    "np.testing",
-    "vitkit",
-    "grading",
-    "builtins",
-    "__builtins__",
-    "sys.modules",
+from vitkit.course.guarded import (
+    _GRADING_PATHS,
+    _GUARDED_MODULES,
+    _HOOKS,
+    _MODULE_ROOTS,
+    _TEST_CELL_NAMES,
+    _TESTING,
+    _WRITES,
 )
-# Roots of module names: setattr/delattr/vars() on these (or on attributes of them) is an attack, on anything else it is Python.
-_MODULE_ROOTS = {
-    "torch",
-    "numpy",
-    "np",
-    "vitkit",
-    "builtins",
-    "__builtins__",
-    "sys",
-    "IPython",
-    "ipykernel",
-    "grading",
-    "ps1",
-    "ps2",
-    "ps3",
-    "ps4",
-    "ps5",
-    "nbgrader",
-    "unittest",
-    "pytest",
-}
-# The comparison functions the checks and test cells rely on.
-_TESTING = {
-    "assert_close",
-    "assert_allclose",
-    "assert_array_equal",
-    "assert_equal",
-    "assert_almost_equal",
-    "assert_array_almost_equal",
-    "allclose",
-    "isclose",
-    "equal",
-    "array_equal",
-    "verify_integrity",
-    "Mistake",
-    "isinstance",
-    "AssertionError",
-}
-# IPython's and Python's hooks into how an exception is shown (and so into what nbgrader reads as an error).
-_HOOKS = {
-    "showtraceback",
-    "_showtraceback",
-    "showsyntaxerror",
-    "set_custom_exc",
-    "CustomTB",
-    "InteractiveTB",
-    "SyntaxTB",
-    "excepthook",
-    "_render_traceback_",
-    "register_post_run_cell",
-    "register_post_execute",
-}
-# Names the test cells use: rebinding them in the notebook changes what a test cell runs.
-_TEST_CELL_NAMES = {"torch", "np", "numpy", "vitkit", "math", "F", "nn", "ps1", "ps2", "ps3", "ps4", "ps5", "builtins"}
-# Words in a path that name grading's own files.
-_GRADING_PATHS = (
-    "gradebook",
-    "nbgrader",
-    "autograded",
-    "submitted/",
-    "feedback/",
-    "vitkit/grading",
-    "site-packages",
-    ".nbgrader",
-)
-_WRITES = {
-    "open",
-    "write_text",
-    "write_bytes",
-    "remove",
-    "unlink",
-    "rename",
-    "replace",
-    "rmtree",
-    "move",
-    "copy",
-    "copyfile",
-    "copy2",
-    "system",
-    "run",
-    "Popen",
-    "call",
-    "check_call",
-    "check_output",
-    "symlink_to",
-    "touch",
-    "truncate",
-}
 
 
 def _dotted(node: ast.AST) -> str:

@@ -1,0 +1,91 @@
+"""What training reaches in its time: time to accuracy, and fp32 vs CPU bf16 autocast (speed and accuracy).
+
+Sections ``accuracy`` and ``cpu_bf16`` of ``vitkit bench`` (:mod:`vitkit.bench`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from vitkit.bench.timing import alternate
+
+
+def accuracy(args) -> list[str]:
+    """Time to accuracy on mnist5k (train on its 4,000 training images, score its 1,000 test images), default recipes."""
+    from vitkit import create_model
+    from vitkit.data import load_dataset
+    from vitkit.train import evaluate, fit, recipe
+
+    data = load_dataset("mnist5k", val_size=0)
+    n = len(data.train)
+    lines = ["each run: the preset's recipe with as many epochs as its measured speed fits into the time limit"]
+    for name, target, limit in (("resnet_mnist", 0.985, 45), ("vit_mnist", 0.97, 90)):
+        settings = recipe(name)
+        probe = fit(create_model(name), data, settings, epochs=2, max_steps=16, device="cpu", progress=False)
+        rate = probe.images_per_s[-1]  # training images/s of this machine now, warmed up
+        settings.epochs = 1 if args.quick else max(1, int(0.95 * limit * rate / n))  # 5% left for set-up
+        torch.manual_seed(0)
+        model = create_model(name)
+        start = time.perf_counter()
+        fit(model, data, settings, device="cpu", progress=False)
+        seconds = time.perf_counter() - start
+        acc = evaluate(model, data.test)["accuracy"]
+        lines.append(
+            f"{name:13s} {settings.epochs:3d} epochs: test accuracy {acc:.4f} after {seconds:5.1f} s   "
+            f"(target ≥ {target:.3f} within {limit} s: {'met' if acc >= target and seconds <= limit else 'NOT met'})"
+        )
+    return lines
+
+
+def _bf16_step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, bf16: bool) -> Callable[[], None]:
+    """One AdamW training step on a fixed batch, under CPU bf16 autocast when ``bf16``, as a closure."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(images).float(), labels)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def cpu_bf16(args) -> list[str]:
+    """CPU training in fp32 vs bf16 autocast: step time side by side, and test accuracy after the same training."""
+    from vitkit import create_model
+    from vitkit.data import load_dataset
+    from vitkit.train import evaluate, fit, recipe, resolve_precision
+
+    flags = open("/proc/cpuinfo").read() if __import__("os").path.exists("/proc/cpuinfo") else ""
+    lines = [
+        f"CPU bf16 instructions: avx512_bf16 {'yes' if 'avx512_bf16' in flags else 'no'}, amx_bf16 {'yes' if 'amx_bf16' in flags else 'no'}; "
+        f"precision='auto' on this CPU runs {resolve_precision('auto', torch.device('cpu'))}"
+    ]
+    data = load_dataset("mnist5k", val_size=0)
+    images, labels = data.train.images[:64], data.train.labels[:64]
+    epochs = 1 if args.quick else 3
+    for name in ("vit_mnist", "resnet_mnist"):
+        steps = {}
+        for precision in ("fp32", "bf16"):
+            torch.manual_seed(0)
+            steps[precision] = _bf16_step(create_model(name), images, labels, precision == "bf16")
+        t = alternate(steps, 3 if args.quick else args.rounds)
+        accuracy = {}
+        for precision in ("fp32", "bf16"):
+            torch.manual_seed(0)
+            model = create_model(name)
+            settings = recipe(name).replace(epochs=epochs, max_steps=4 if args.quick else None)
+            fit(model, data, settings, device="cpu", precision=precision, progress=False)
+            accuracy[precision] = evaluate(model, data.test)["accuracy"]
+        lines.append(
+            f"{name:13s} step of 64: fp32 {1000 * t['fp32']:6.1f} ms, bf16 {1000 * t['bf16']:6.1f} ms "
+            f"(bf16 {t['fp32'] / t['bf16']:.2f}× the speed); after {epochs} epochs of its recipe: test accuracy "
+            f"fp32 {accuracy['fp32']:.4f}, bf16 {accuracy['bf16']:.4f}"
+        )
+    return lines
