@@ -131,7 +131,7 @@ def test_a_failure_shows_the_whole_hint_wrapped_without_paths():
         err.value.detail, ""
     )
     # the check's insides are gone (the wrapper's own frame sets __tracebackhide__, which IPython honours)
-    assert not any(f.filename.endswith("grading/ps1.py") for f in traceback.extract_tb(err.value.__traceback__))
+    assert not any("grading/ps1" in f.filename for f in traceback.extract_tb(err.value.__traceback__))
 
 
 def test_a_genuine_error_keeps_the_students_frames_without_the_graders():
@@ -140,7 +140,7 @@ def test_a_genuine_error_keeps_the_students_frames_without_the_graders():
         ps1.check_softmax(nb["softmax"])
     files = [f.filename for f in traceback.extract_tb(err.value.__traceback__)]
     assert "<cell>" in files
-    assert not any(name.endswith(("grading/ps1.py",)) for name in files), files
+    assert not any("grading/ps1" in name for name in files), files  # the module ps1.py or the package ps1/
 
 
 def test_not_written_yet():
