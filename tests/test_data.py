@@ -239,6 +239,29 @@ def test_flips_mirror_about_half_the_images_and_are_seeded():
     assert torch.equal(out, aug(images, (0, 0, 0), (1, 1, 1), torch.Generator().manual_seed(3)))
 
 
+def test_rotation_and_zoom_match_torchvisions_affine_with_the_same_draws():
+    from torchvision.transforms.v2 import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
+    data = load_dataset("mnist5k")
+    images = data.train.images[:6]
+    aug = Augment(rotate=30, scale=0.2)
+    out = aug(images, data.mean, data.std, torch.Generator().manual_seed(0))
+    draw = torch.rand(2, 6, generator=torch.Generator().manual_seed(0))  # the draws Augment makes: angle, zoom
+    angles, zooms = (2 * draw[0] - 1) * 30, 1 + (2 * draw[1] - 1) * 0.2
+    pixels = data.denormalize(images)
+    expected = torch.stack(
+        [
+            TF.affine(p, angle=float(a), translate=[0, 0], scale=float(z), shear=[0.0, 0.0], interpolation=InterpolationMode.BILINEAR)
+            for p, a, z in zip(pixels, angles, zooms)
+        ]
+    )  # counter-clockwise for a positive angle, the border black
+    torch.testing.assert_close(data.denormalize(out), expected, atol=1e-4, rtol=0)
+    assert not torch.allclose(out, images)
+    assert torch.equal(Augment(rotate=0.0, scale=0.0)(images, data.mean, data.std), images)
+    assert any(isinstance(t, __import__("torchvision").transforms.v2.RandomAffine) for t in aug.transforms(28).transforms)
+
+
 def test_randaugment_keeps_shape_and_range():
     data = load_dataset("digits")
     out = Augment(randaugment=True)(data.train.images[:16], data.mean, data.std, torch.Generator().manual_seed(0))

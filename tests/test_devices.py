@@ -79,9 +79,51 @@ def test_auto_precision_follows_the_compute_capability_not_emulated_bf16(monkeyp
     assert resolve_precision("fp32", torch.device("cuda", 0)) == "fp32"  # an explicit choice stands
 
 
-def test_auto_precision_on_mps_and_cpu_is_fp32():
+def test_auto_precision_on_mps_is_fp32_and_on_a_cpu_follows_its_bf16_instructions_and_the_model(monkeypatch):
     assert resolve_precision("auto", torch.device("mps")) == "fp32"
-    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    cnn, vit, hybrid = create_model("resnet_mnist"), create_model("vit_mnist"), create_model("hybrid_mnist")
+    assert devices._has_convolutions(cnn) and devices._has_convolutions(hybrid)
+    assert not devices._has_convolutions(vit)  # its one convolution is the patchify: P×P kernel, stride P
+    monkeypatch.setattr(devices, "_cpu_runs_bf16", lambda: False)
+    assert resolve_precision("auto", torch.device("cpu"), cnn) == "fp32"
+    monkeypatch.setattr(devices, "_cpu_runs_bf16", lambda: True)  # avx512_bf16 or AMX
+    assert resolve_precision("auto", torch.device("cpu"), cnn) == "bf16-conv"
+    assert resolve_precision("auto", torch.device("cpu"), hybrid) == "bf16-conv"
+    assert resolve_precision("auto", torch.device("cpu"), vit) == "fp32"
+    assert resolve_precision("auto", torch.device("cpu")) == "bf16-conv"  # no model: what a CNN gets
+    assert resolve_precision("fp32", torch.device("cpu"), cnn) == "fp32"  # an explicit choice stands
+    assert "convolutions in bf16" in "\n".join(devices.describe("cpu"))
+
+
+def test_cpu_bf16_flags_come_from_cpuinfo(monkeypatch, tmp_path):
+    import builtins
+
+    real_open = builtins.open
+    for flags, expected in (("fpu avx512f avx512_bf16", True), ("fpu amx_bf16 amx_tile", True), ("fpu avx512f", False)):
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor : 0\nflags : {flags}\n")
+        monkeypatch.setattr(
+            builtins, "open", lambda f, *a, _i=info, **k: real_open(_i if f == "/proc/cpuinfo" else f, *a, **k)
+        )
+        assert devices._cpu_runs_bf16() is expected
+
+
+def test_bf16_conv_runs_convolutions_in_bfloat16_and_the_rest_in_fp32(digits):
+    torch.manual_seed(0)
+    model = create_model("hybrid_mnist", img_size=8, patch_size=2)  # digits: 8×8
+    conv, block = model.patch_embed.convs[0], model.blocks[0]
+    seen = {"conv": set(), "block in": set(), "head": set()}
+    conv.register_forward_hook(lambda m, i, o: seen["conv"].add(o.dtype))  # runs before fit's hook casts back
+    block.register_forward_pre_hook(lambda m, args: seen["block in"].add(args[0].dtype))
+    model.head.register_forward_hook(lambda m, i, o: seen["head"].add(o.dtype))
+    hooks_before = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+    history = fit(model, digits, epochs=2, batch_size=64, max_steps=8, lr=2e-3, device="cpu", precision="bf16-conv", progress=False)
+    assert seen == {"conv": {torch.bfloat16}, "block in": {torch.float32}, "head": {torch.float32}}
+    assert history.train_loss[1] < history.train_loss[0]  # it learns
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()) == hooks_before  # fit's hooks are gone
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)  # oneDNN's fastest layout for bf16
+    assert model(digits.test.images[:4]).dtype == torch.float32
 
 
 def test_fp16_precision_trains_with_an_enabled_gradient_scaler(monkeypatch, digits):
@@ -438,6 +480,7 @@ def test_doctor_says_what_a_t4_will_use_and_why(monkeypatch, capsys):
 def test_doctor_under_torchrun_with_more_processes_than_gpus(monkeypatch):
     fake_cuda(monkeypatch, capability=(8, 0), gpus=1)
     torchrun_env(monkeypatch, world=2, local_rank=1)
+    monkeypatch.setattr(devices, "_cpu_runs_bf16", lambda: False)  # a CPU without bf16 instructions
     text = "\n".join(train_module.describe())
     assert "device:     cpu" in text and "--nproc_per_node 1" in text and "precision:  fp32" in text
     assert "processes per GPU: none (CPU, gloo)" in text

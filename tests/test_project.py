@@ -53,17 +53,20 @@ def test_bench_prints_side_by_side_ratios():
 
 
 @pytest.mark.slow
-def test_bench_cpu_bf16_times_both_precisions_side_by_side_and_says_what_auto_runs():
+def test_bench_cpu_bf16_times_the_precisions_side_by_side_and_says_what_auto_runs():
+    from vitkit.train.devices import _cpu_runs_bf16
+
     result = subprocess.run(
         [sys.executable, "-m", "vitkit.cli", "bench", "--only", "cpu_bf16", "--quick"],
         capture_output=True,
         text=True,
         check=True,
     )
-    assert re.search(r"precision='auto' on this CPU runs (fp32|bf16)", result.stdout)
-    for name in ("vit_mnist", "resnet_mnist"):
+    assert re.search(r"CPU bf16 instructions: avx512_bf16 (yes|no), amx_bf16 (yes|no)", result.stdout)
+    for name, auto in (("vit_mnist", "fp32"), ("resnet_mnist", "bf16-conv" if _cpu_runs_bf16() else "fp32")):
         assert re.search(
-            rf"{name} +step of 64: fp32 +\d+\.\d ms, bf16 +\d+\.\d ms \(bf16 \d+\.\d\d× the speed\); after 1 epochs "
-            rf"of its recipe: test accuracy fp32 \d\.\d{{4}}, bf16 \d\.\d{{4}}",
+            rf"{name} +fp32 +\d+\.\d ms \(1\.00×\) acc \d\.\d{{4}}, bf16 +\d+\.\d ms \(\d+\.\d\d×\) acc \d\.\d{{4}}, "
+            rf"bf16-conv +\d+\.\d ms \(\d+\.\d\d×\) acc \d\.\d{{4}}; precision='auto' runs {auto}$",
             result.stdout,
+            re.M,
         ), result.stdout

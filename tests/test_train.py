@@ -98,7 +98,7 @@ def test_bf16_autocast_on_cpu_runs_matrix_products_in_bfloat16(digits):
     history = fit(model, digits, epochs=1, batch_size=64, max_steps=3, device="cpu", precision="bf16", progress=False)
     assert torch.bfloat16 in seen and math.isfinite(history.train_loss[0])
     assert model.head.weight.dtype == torch.float32 and not torch.equal(before, model.head.weight)
-    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("auto", torch.device("cpu"), model) == "fp32"  # no convolutions but the patchify
     with pytest.raises(ValueError, match="precision"):
         resolve_precision("int8", torch.device("cpu"))
 

@@ -198,6 +198,7 @@ def test_closing_table_marks_missing_measures_and_reads_the_results():
             "train_images_per_s": 1.0,
             "inference_images_per_s": 2.0,
             "train_seconds": 3.0,
+            "precision": "fp32",
         }
     }
     results.data_efficiency = [{"model": tutorial.PRETRAINED, "fraction": 0.1, "test_accuracy": 0.25}]
@@ -206,6 +207,7 @@ def test_closing_table_marks_missing_measures_and_reads_the_results():
     cells = {r[0]: r[1:] for r in rows}
     assert rows[0] == ["measure", "vit_mnist", tutorial.PRETRAINED]
     assert cells["parameters"] == ["7", "–"]
+    assert cells["training precision (`auto`)"] == ["fp32", "–"]
     assert cells["test accuracy, 10% of the training data"] == ["–", "0.250"]  # one seed: no spread
     assert cells["occlusion: area under the accuracy curve, 0–0.5"] == ["0.375", "–"]
     assert cells["occlusion at 0.5, where the models differ most (share of 4×4 patches blanked)"] == ["0.250", "–"]

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``vitkit train``, ``vitkit eval`` and ``vitkit doctor`` (one parser serves all three)."""
     if parser.prog.split()[-1] == "doctor":
         parser.add_argument("--device", default="auto")
-        parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+        parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "bf16-conv"))
         parser.add_argument("--compile", action="store_true", help="say what --compile would do")
         return
     if parser.prog.split()[-1] == "eval":
@@ -75,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--val-size", type=float, default=0.1, help="validation share (<1) or count of the training pool"
     )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="default auto")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16", "bf16-conv"), help="default auto")
     parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     parser.add_argument(
         "--resume",

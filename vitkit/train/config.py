@@ -34,7 +34,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     augment: bool | str | Augment = True
     clip_grad: float | None = 1.0  # the largest gradient norm; None: no clipping
-    precision: str = "auto"  # "auto" (bf16 or fp16 on a GPU that runs it fast, else fp32), "fp32", "bf16", "fp16"
+    precision: str = "auto"  # "auto" (bf16 or fp16 on a GPU that runs it fast; on a CPU with bf16 instructions
+    # "bf16-conv" for models with convolutions; else fp32), "fp32", "bf16", "fp16", "bf16-conv" (convolutions only)
     compile: bool | str = False
     seed: int = 0  # batch order, augmentation, dropout (the initial weights are the caller's)
     max_steps: int | None = None  # cap on the steps per epoch (quick checks)

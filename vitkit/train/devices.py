@@ -80,10 +80,34 @@ _BF16_FROM = (8, 0)
 _FP16_CAPABILITIES = lambda cc: cc >= (7, 0) or cc == (6, 0)  # noqa: E731
 
 
-def _pick_precision(precision: str, device: torch.device) -> tuple[str, str]:
-    """The precision ``precision`` stands for on ``device`` and why."""
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "bf16-conv")
+
+
+def _cpu_runs_bf16() -> bool:
+    """True when this CPU has bf16 arithmetic in hardware (x86 avx512_bf16 or AMX, read from /proc/cpuinfo on Linux).
+
+    Not ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``: that is also True on AVX-512 CPUs that emulate bf16.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = set(f.read().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def _has_convolutions(model: nn.Module) -> bool:
+    """True when ``model`` has a convolution whose windows overlap (kernel larger than stride): a CNN's or a
+    convolutional stem's, not a ViT's patchify (a P×P kernel with stride P, one matrix product per patch)."""
+    return any(
+        isinstance(m, nn.Conv2d) and any(k > s for k, s in zip(m.kernel_size, m.stride)) for m in model.modules()
+    )
+
+
+def _pick_precision(precision: str, device: torch.device, model: nn.Module | None = None) -> tuple[str, str]:
+    """The precision ``precision`` stands for on ``device`` (for ``model``, where given) and why."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
     if precision != "auto":
         return precision, f"asked for {precision}"
     device = torch.device(device)
@@ -97,23 +121,64 @@ def _pick_precision(precision: str, device: torch.device) -> tuple[str, str]:
         return "fp32", f"compute capability {cc[0]}.{cc[1]} runs fp16 slowly and bf16 not at all"
     if device.type == "mps":
         return "fp32", "MPS: fp32 (the kit does not use autocast on MPS unless asked: precision='fp16')"
-    return "fp32", "CPU: fp32"
+    if not _cpu_runs_bf16():
+        return "fp32", "CPU without bf16 instructions (avx512_bf16, AMX): fp32"
+    if model is not None and not _has_convolutions(model):
+        return "fp32", "CPU with bf16 instructions, but this model has no convolutions (bf16 matrix products are slower here)"
+    return "bf16-conv", (
+        "CPU with bf16 instructions: convolutions in bf16 (resnet_mnist trains about 2× faster), matrix products in "
+        "fp32 (bf16 autocast made the small ViTs slower); `vitkit bench --only cpu_bf16`"
+    )
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
+def resolve_precision(precision: str, device: torch.device, model: nn.Module | None = None) -> str:
     """ "auto" -> "bf16" on CUDA of compute capability 8.0+ (Ampere), "fp16" (with a gradient scaler) on older CUDA
-    (Volta, Turing, P100), else "fp32"; an explicit "fp32", "bf16" or "fp16" is kept.
+    (Volta, Turing, P100); on a CPU with bf16 instructions (avx512_bf16, AMX) "bf16-conv" for a model with
+    convolutions (or when no model is given), else "fp32". An explicit "fp32", "bf16", "fp16" or "bf16-conv" is kept.
 
-    On CPUs "auto" stays fp32 even with avx512_bf16: bf16 autocast trained the small presets at the same accuracy
-    but slower (vit_mnist 0.71×, resnet_mnist 0.93× the speed; ``vitkit bench --only cpu_bf16``, docs/benchmarks.md).
+    "bf16-conv" runs each convolution under bf16 autocast and hands fp32 on, so attention, MLPs and heads stay fp32.
+    Measured on the course's CPU (avx512_bf16, no AMX; docs/benchmarks.md): bf16 convolutions trained resnet_mnist
+    about twice as fast at the same accuracy, while whole-model bf16 autocast made vit_mnist slower (0.6–0.7×): its
+    matrix products are small, and the casts around them cost more than they save.
     """
-    return _pick_precision(precision, device)[0]
+    return _pick_precision(precision, device, model)[0]
 
 
 def _autocast(device: torch.device, precision: str):
-    if precision == "fp32":
+    """The autocast context of one step at ``precision`` ("bf16-conv" has none: see :func:`_bf16_convolutions`)."""
+    if precision in ("fp32", "bf16-conv"):
         return nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+@contextmanager
+def _bf16_convolutions(*models: nn.Module | None, on: bool = True):
+    """While it lasts, every ``Conv2d`` of ``models`` computes under bf16 autocast and returns fp32 (precision
+    "bf16-conv"); hooks, removed on exit, so the models leave as they came."""
+    if not on:
+        yield
+        return
+    opened: list = []
+
+    def enter(module, args):
+        context = torch.autocast(args[0].device.type, dtype=torch.bfloat16)
+        context.__enter__()
+        opened.append(context)
+
+    def leave(module, args, output):
+        opened.pop().__exit__(None, None, None)
+        return output.float()
+
+    handles = []
+    for model in models:
+        for m in model.modules() if model is not None else ():
+            if isinstance(m, nn.Conv2d):
+                handles += [m.register_forward_pre_hook(enter), m.register_forward_hook(leave)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _distributed(device: torch.device, timeout_s: float = 300) -> tuple[int, int]:
@@ -209,11 +274,15 @@ class _GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
 
 
 @contextmanager
-def _device_tuning(model: nn.Module, device: torch.device):
+def _device_tuning(model: nn.Module, device: torch.device, precision: str = "fp32"):
     """For the length of a ``fit`` on CUDA: TF32 matrix products and convolutions, cuDNN's autotuner, and a CNN in
     ``channels_last`` (the layout tensor cores read); the process's TF32 and autotuner settings are restored after.
+    On a CPU at precision "bf16-conv", a model with convolutions goes ``channels_last`` too (oneDNN's bf16
+    convolutions run fastest in it: resnet_mnist's step 95 ms against 112 ms, one thread).
     """
     if device.type != "cuda":
+        if precision == "bf16-conv" and _has_convolutions(model):
+            model.to(memory_format=torch.channels_last)
         yield
         return
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
@@ -240,7 +309,7 @@ def describe(device="auto", precision: str = "auto", compile: bool = False) -> l
     """What ``fit`` will use on this machine, and why: device, precision, compile, processes per GPU (lines of text)."""
     world, local_rank, local_world = _torchrun()
     chosen, why_device = _pick_device(device)
-    chosen_precision, why_precision = _pick_precision(precision, chosen)
+    chosen_precision, why_precision = _pick_precision(precision, chosen)  # for a model with convolutions
     lines = [
         f"torch {torch.__version__}",
         f"device:     {chosen}  ({why_device})",

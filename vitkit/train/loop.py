@@ -24,6 +24,7 @@ from vitkit.train.config import TrainConfig
 from vitkit.train.devices import (
     _all_sum,
     _autocast,
+    _bf16_convolutions,
     _compiler,
     _device_tuning,
     _distributed,
@@ -114,7 +115,7 @@ def fit(
         )
     config = config.replace(**overrides)
     device = resolve_device(device)
-    precision = resolve_precision(config.precision, device)
+    precision = resolve_precision(config.precision, device, model)
     rank, world_size = _distributed(device)
     batch_size = config.batch_size
     if batch_size % world_size:
@@ -158,7 +159,7 @@ def fit(
 
     torch.manual_seed(_rank_seed(config.seed, rank))  # dropout and stochastic depth: each rank draws its own masks
     model.to(device)
-    with _device_tuning(model, device):
+    with _device_tuning(model, device, precision), _bf16_convolutions(model, teacher, on=precision == "bf16-conv"):
         restore_batchnorm = _sync_batchnorm(model, device) if world_size > 1 else (lambda: None)
         try:
             return _fit_loop(

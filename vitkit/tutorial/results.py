@@ -28,7 +28,8 @@ class Results:
     plan: dict
     device: str
     quick: bool
-    precision: str = "fp32"  # what fit's precision="auto" ran on that device (vitkit.train.resolve_precision)
+    precision: str = "fp32"  # what fit's precision="auto" runs on that device for a model with convolutions
+    # (vitkit.train.resolve_precision; each model's own in models[name]["precision"])
     test_images: int = 0  # size of the test split every accuracy is measured on
     models: dict = field(
         default_factory=dict
@@ -47,6 +48,7 @@ class Results:
             "train_seconds": run.seconds,
             "steps": run.steps,
             "epochs": run.epochs,
+            "precision": run.precision,
         }
 
     def accuracy_vs_data(self) -> dict[str, dict[float, float]]:
@@ -132,6 +134,7 @@ def closing_table(results: Results) -> list[list[str]]:
     row("training throughput (images/s)", per_model("train_images_per_s", lambda v: f"{v:,.0f}"))
     row("inference throughput (images/s)", per_model("inference_images_per_s", lambda v: f"{v:,.0f}"))
     row("wall time of the full-split run (s)", per_model("train_seconds", lambda v: f"{v:.0f}"))
+    row("training precision (`auto`)", [results.models.get(n, {}).get("precision", "–") for n in columns])
     stats = accuracy_stats(results.data_efficiency)
     fractions = sorted({f for curve in curves.values() for f in curve})
     seeds = max((s["n"] for curve in stats.values() for s in curve.values()), default=1)

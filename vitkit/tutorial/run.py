@@ -47,6 +47,7 @@ class Run:
     test_loss: float
     history: dict  # vitkit.train.History.as_dict()
     seed: int = 0  # the seed of the initial weights, the batch order and (below 100%) the data share
+    precision: str = "fp32"  # what fit's precision="auto" ran this model in (vitkit.train.resolve_precision)
 
 
 def _no_validation(data: Dataset) -> Dataset:
@@ -73,7 +74,7 @@ def train_model(
     per-epoch validation (faster; the history's validation columns are NaN). ``teacher``: a trained
     model the student also learns from (DeiT's distillation, ``p.distillation`` targets).
     """
-    from vitkit.train import evaluate, fit
+    from vitkit.train import evaluate, fit, resolve_precision
 
     seed = p.seed if seed is None else seed
     if isinstance(name, str):
@@ -108,6 +109,7 @@ def train_model(
         test_loss=test["loss"],
         history=history.as_dict(),
         seed=seed,
+        precision=resolve_precision(config.precision, resolve_device(device), model),
     )
     return model, run
 
