@@ -84,6 +84,7 @@ def test_auto_precision_on_mps_is_fp32_and_on_a_cpu_follows_its_bf16_instruction
     cnn, vit, hybrid = create_model("resnet_mnist"), create_model("vit_mnist"), create_model("hybrid_mnist")
     assert devices._has_convolutions(cnn) and devices._has_convolutions(hybrid)
     assert not devices._has_convolutions(vit)  # its one convolution is the patchify: P×P kernel, stride P
+    assert not devices._has_convolutions(create_model("convmixer_mnist"))  # depthwise and 1×1: slower in bf16
     monkeypatch.setattr(devices, "_cpu_runs_bf16", lambda: False)
     assert resolve_precision("auto", torch.device("cpu"), cnn) == "fp32"
     monkeypatch.setattr(devices, "_cpu_runs_bf16", lambda: True)  # avx512_bf16 or AMX

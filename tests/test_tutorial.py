@@ -261,6 +261,30 @@ def test_findings_are_computed_from_the_numbers():
     assert "vit_mnist beat resnet_mnist by 4.0" in "\n".join(tutorial.findings(results))
 
 
+def test_the_best_arm_finding_gives_the_seed_means_at_full_data():
+    results = tutorial.Results(plan={}, device="cpu", quick=False, test_images=1000)
+    results.models = {
+        "vit_mnist": {"test_accuracy": 0.86, "parameters": 800},
+        "resnet_mnist": {"test_accuracy": 0.98, "parameters": 300},
+        "hybrid_mnist": {"test_accuracy": 0.97, "parameters": 400},
+        "deit_mnist": {"test_accuracy": 0.87, "parameters": 800},
+    }
+    results.data_efficiency = [
+        {"model": m, "fraction": f, "test_accuracy": a, "seed": s}
+        for m, f, accuracies in [
+            ("vit_mnist", 0.1, (0.82, 0.84, 0.83)),
+            ("hybrid_mnist", 0.1, (0.95, 0.96, 0.94)),
+            ("hybrid_mnist", 1.0, (0.97, 0.98, 0.978)),
+            ("resnet_mnist", 1.0, (0.98, 0.99, 0.985)),
+        ]
+        for s, a in enumerate(accuracies)
+    ]
+    text = "\n".join(tutorial.findings(results))
+    assert "The best transformer arm, hybrid_mnist, reached 0.970 on the full split: 1.0 points behind the CNN" in text
+    assert "over 3 seeds 0.976 ± 0.005 against the CNN's 0.985 ± 0.005: 0.9 points behind" in text
+    assert "with 10% of the data +12.0 points against the plain ViT" in text
+
+
 def test_pretrained_arms_fine_tune_the_checkpoint_beside_its_scratch_twin(tmp_path):
     from vitkit.pretrain import glyph_config
     from vitkit.pretrained import save

@@ -195,6 +195,14 @@ def findings(results: Results, vit: str = MODELS[0], cnn: str = MODELS[1]) -> li
             f"{abs(gap):.1f} points {'behind' if gap > 0 else 'ahead of'} the CNN and "
             f"{100 * (m[best]['test_accuracy'] - m[vit]['test_accuracy']):+.1f} against the plain ViT"
         )
+        stats = accuracy_stats(results.data_efficiency)
+        full_best, full_cnn = stats.get(best, {}).get(1.0), stats.get(cnn, {}).get(1.0)
+        if full_best and full_cnn and min(full_best["n"], full_cnn["n"]) > 1:
+            seed_gap = 100 * (full_cnn["mean"] - full_best["mean"])
+            text += (
+                f"; over {min(full_best['n'], full_cnn['n'])} seeds {_mean_spread(full_best)} against the CNN's "
+                f"{_mean_spread(full_cnn)}: {abs(seed_gap):.1f} points {'behind' if seed_gap > 0 else 'ahead'}"
+            )
         low = min(curves.get(best, {}), default=None)
         if low is not None and low < 1.0 and low in curves.get(vit, {}):
             text += f"; with {low:.0%} of the data {100 * (curves[best][low] - curves[vit][low]):+.1f} points against the plain ViT"
