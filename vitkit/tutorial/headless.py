@@ -164,7 +164,11 @@ def main(args: argparse.Namespace) -> int:
     figures = sorted((Path(args.out) / "figures").glob("*.png"))
     print(f"\n{table}\n")
     results = Results.from_json((Path(args.out) / "results.json").read_text())
-    print(f"device {results.device}, precision {results.precision}")
+    by_precision: dict = {}
+    for name, measured in results.models.items():
+        by_precision.setdefault(measured.get("precision", results.precision), []).append(name)
+    ran = "; ".join(f"{precision} for {', '.join(names)}" for precision, names in by_precision.items())
+    print(f"device {results.device}, precision {ran or results.precision}")
     for sentence in findings(results):
         print("-", sentence)
     print()
