@@ -96,6 +96,15 @@ def test_auto_precision_on_mps_is_fp32_and_on_a_cpu_follows_its_bf16_instruction
     assert "convolutions in bf16" in "\n".join(devices.describe("cpu"))
 
 
+def test_bf16_convolutions_close_their_autocast_when_a_convolution_raises():
+    conv = torch.nn.Conv2d(3, 4, 3)
+    with pytest.raises(RuntimeError):
+        with devices._bf16_convolutions(conv):
+            conv(torch.randn(1, 1, 8, 8))  # 1 channel for a 3-channel convolution
+    assert not torch.is_autocast_enabled("cpu")  # nothing after it runs in bf16 by accident
+    assert not conv._forward_hooks and not conv._forward_pre_hooks
+
+
 def test_cpu_bf16_flags_come_from_cpuinfo(monkeypatch, tmp_path):
     import builtins
 

@@ -129,7 +129,7 @@ def _pick_precision(precision: str, device: torch.device, model: nn.Module | Non
     if model is not None and not _has_convolutions(model):
         return "fp32", "CPU with bf16 instructions, but this model has no convolutions (bf16 matrix products are slower here)"
     return "bf16-conv", (
-        "CPU with bf16 instructions: convolutions in bf16 (resnet_mnist trains about 2× faster), matrix products in "
+        "CPU with bf16 instructions: convolutions in bf16 (resnet_mnist trained 1.3–1.9× faster), matrix products in "
         "fp32 (bf16 autocast made the small ViTs slower); `vitkit bench --only cpu_bf16`"
     )
 
@@ -141,7 +141,7 @@ def resolve_precision(precision: str, device: torch.device, model: nn.Module | N
 
     "bf16-conv" runs each convolution under bf16 autocast and hands fp32 on, so attention, MLPs and heads stay fp32.
     Measured on the course's CPU (avx512_bf16, no AMX; docs/benchmarks.md): bf16 convolutions trained resnet_mnist
-    about twice as fast at the same accuracy, while whole-model bf16 autocast made vit_mnist slower (0.6–0.7×): its
+    1.3× (two threads) to 1.9× (one thread) as fast at the same accuracy, while whole-model bf16 autocast made vit_mnist slower (0.6–0.7×): its
     matrix products are small, and the casts around them cost more than they save.
     """
     return _pick_precision(precision, device, model)[0]
@@ -180,6 +180,8 @@ def _bf16_convolutions(*models: nn.Module | None, on: bool = True):
     try:
         yield
     finally:
+        while opened:  # a convolution that raised never reached its forward hook: close its autocast here
+            opened.pop().__exit__(None, None, None)
         for handle in handles:
             handle.remove()
 
@@ -281,7 +283,7 @@ def _device_tuning(model: nn.Module, device: torch.device, precision: str = "fp3
     """For the length of a ``fit`` on CUDA: TF32 matrix products and convolutions, cuDNN's autotuner, and a CNN in
     ``channels_last`` (the layout tensor cores read); the process's TF32 and autotuner settings are restored after.
     On a CPU at precision "bf16-conv", a model with convolutions goes ``channels_last`` too (oneDNN's bf16
-    convolutions run fastest in it: resnet_mnist's step 95 ms against 112 ms, one thread).
+    convolutions run fastest in it: resnet_mnist's bf16-conv step 105 ms against 133 ms, one thread).
     """
     if device.type != "cuda":
         if precision == "bf16-conv" and _has_convolutions(model):
