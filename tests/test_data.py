@@ -252,14 +252,23 @@ def test_rotation_and_zoom_match_torchvisions_affine_with_the_same_draws():
     pixels = data.denormalize(images)
     expected = torch.stack(
         [
-            TF.affine(p, angle=float(a), translate=[0, 0], scale=float(z), shear=[0.0, 0.0], interpolation=InterpolationMode.BILINEAR)
+            TF.affine(
+                p,
+                angle=float(a),
+                translate=[0, 0],
+                scale=float(z),
+                shear=[0.0, 0.0],
+                interpolation=InterpolationMode.BILINEAR,
+            )
             for p, a, z in zip(pixels, angles, zooms)
         ]
     )  # counter-clockwise for a positive angle, the border black
     torch.testing.assert_close(data.denormalize(out), expected, atol=1e-4, rtol=0)
     assert not torch.allclose(out, images)
     assert torch.equal(Augment(rotate=0.0, scale=0.0)(images, data.mean, data.std), images)
-    assert any(isinstance(t, __import__("torchvision").transforms.v2.RandomAffine) for t in aug.transforms(28).transforms)
+    assert any(
+        isinstance(t, __import__("torchvision").transforms.v2.RandomAffine) for t in aug.transforms(28).transforms
+    )
 
 
 def test_randaugment_keeps_shape_and_range():

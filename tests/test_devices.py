@@ -127,11 +127,23 @@ def test_bf16_conv_runs_convolutions_in_bfloat16_and_the_rest_in_fp32(digits):
     block.register_forward_pre_hook(lambda m, args: seen["block in"].add(args[0].dtype))
     model.head.register_forward_hook(lambda m, i, o: seen["head"].add(o.dtype))
     hooks_before = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
-    history = fit(model, digits, epochs=2, batch_size=64, max_steps=8, lr=2e-3, device="cpu", precision="bf16-conv", progress=False)
+    history = fit(
+        model,
+        digits,
+        epochs=2,
+        batch_size=64,
+        max_steps=8,
+        lr=2e-3,
+        device="cpu",
+        precision="bf16-conv",
+        progress=False,
+    )
     assert seen == {"conv": {torch.bfloat16}, "block in": {torch.float32}, "head": {torch.float32}}
     assert history.train_loss[1] < history.train_loss[0]  # it learns
     assert all(p.dtype == torch.float32 for p in model.parameters())
-    assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()) == hooks_before  # fit's hooks are gone
+    assert (
+        sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()) == hooks_before
+    )  # fit's hooks are gone
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)  # oneDNN's fastest layout for bf16
     assert model(digits.test.images[:4]).dtype == torch.float32
 

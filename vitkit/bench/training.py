@@ -96,7 +96,9 @@ def cpu_bf16(args) -> list[str]:
         auto = resolve_precision("auto", torch.device("cpu"), create_model(name))
         lines.append(
             f"{name:13s} "
-            + ", ".join(f"{q} {1000 * t[q]:6.1f} ms ({t['fp32'] / t[q]:.2f}×) acc {accuracy[q]:.4f}" for q in precisions)
+            + ", ".join(
+                f"{q} {1000 * t[q]:6.1f} ms ({t['fp32'] / t[q]:.2f}×) acc {accuracy[q]:.4f}" for q in precisions
+            )
             + f"; precision='auto' runs {auto}"
         )
     return lines

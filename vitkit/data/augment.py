@@ -68,7 +68,9 @@ class Augment:
         grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
         m, s = _stats(mean, std, images)
         black = (-m / s).view(1, C, 1, 1)
-        out = torch.nn.functional.grid_sample(images - black, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        out = torch.nn.functional.grid_sample(
+            images - black, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
         return out + black
 
     @staticmethod

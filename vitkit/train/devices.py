@@ -127,7 +127,10 @@ def _pick_precision(precision: str, device: torch.device, model: nn.Module | Non
     if not _cpu_runs_bf16():
         return "fp32", "CPU without bf16 instructions (avx512_bf16, AMX): fp32"
     if model is not None and not _has_convolutions(model):
-        return "fp32", "CPU with bf16 instructions, but this model has no convolutions (bf16 matrix products are slower here)"
+        return (
+            "fp32",
+            "CPU with bf16 instructions, but this model has no convolutions (bf16 matrix products are slower here)",
+        )
     return "bf16-conv", (
         "CPU with bf16 instructions: convolutions in bf16 (resnet_mnist trained 1.3–1.9× faster), matrix products in "
         "fp32 (bf16 autocast made the small ViTs slower); `vitkit bench --only cpu_bf16`"
