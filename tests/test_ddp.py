@@ -24,7 +24,15 @@ TORCHRUN = Path(sys.executable).with_name("torchrun")
 TINY = dict(img_size=8, patch_size=2, in_chans=1, num_classes=10, dim=32, depth=2, num_heads=2, mlp_ratio=2.0)
 # no augmentation randomness, 128 training images = 4 global batches of 32 per epoch
 SETTINGS = dict(
-    epochs=3, batch_size=32, lr=2e-3, warmup=0.5, label_smoothing=0.1, augment=False, device="cpu", progress=False
+    epochs=3,
+    batch_size=32,
+    lr=2e-3,
+    warmup=0.5,
+    label_smoothing=0.1,
+    augment=False,
+    device="cpu",
+    progress=False,
+    precision="fp32",  # one process against two to 1e-4: bf16 convolutions (auto on CPUs with bf16) round differently
 )
 
 
