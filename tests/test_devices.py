@@ -93,6 +93,9 @@ def test_auto_precision_on_mps_is_fp32_and_on_a_cpu_follows_its_bf16_instruction
     assert resolve_precision("auto", torch.device("cpu"), vit) == "fp32"
     assert resolve_precision("auto", torch.device("cpu")) == "bf16-conv"  # no model: what a CNN gets
     assert resolve_precision("fp32", torch.device("cpu"), cnn) == "fp32"  # an explicit choice stands
+    assert resolve_precision("auto", torch.device("cpu"), cnn, compile=True) == "fp32"  # hooks are not compiled
+    assert resolve_precision("bf16-conv", torch.device("cpu"), cnn, compile=True) == "bf16-conv"
+    assert "precision:  fp32  (CPU with bf16 instructions, compiled" in "\n".join(devices.describe("cpu", compile=True))
     assert "convolutions in bf16" in "\n".join(devices.describe("cpu"))
 
 

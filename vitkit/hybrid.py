@@ -9,8 +9,9 @@ the same transformer behind it. (The original ViT paper, Dosovitskiy et al. 2021
 (a 3×3 convolution of stride 1, as a ResNet stage does): measured in the tutorial's budget on
 mnist5k (456 steps, one seed), the stride-2 convolutions alone with 4 blocks reached 92 %, with a
 stride-1 convolution before each halving and 2 blocks 98 % (the CNN: 98.4 %), at the same
-forward FLOPs; the preset's 96-wide tokens keep that accuracy with half the CNN's FLOPs. What it borrows from the CNN: locality and overlapping receptive fields in the
-first layers; everything after the stem is the paper's ViT:
+forward FLOPs; the preset's 96-wide tokens keep that accuracy with half the CNN's FLOPs. What it
+borrows from the CNN: locality and overlapping receptive fields in the first layers; everything
+after the stem is the paper's ViT:
 
 image -> (3×3/1 conv, BN, ReLU -> 3×3/2 conv, BN, ReLU) × log2 P -> 1×1 conv -> tokens on the grid of P×P patches
       -> [CLS] + tokens + position embeddings -> blocks -> LayerNorm -> CLS -> head
@@ -95,8 +96,8 @@ def hybrid_mnist(**overrides) -> HybridViT:
     """A hybrid ViT for 28×28 grey images: a four-convolution stem (widths 24, 48, 48, 96) to a 7×7 grid of
     96-wide tokens, then 2 blocks of 4 heads.
 
-    Measured in the tutorial's budget (456 steps on mnist5k; docs/benchmarks.md): behind this stem, 128 wide, 4 blocks
-    reached 95.5 % and 2 blocks 98.0 % (one seed); 96-wide tokens matched 128-wide ones (97.3 % against 97.2 %,
-    three seeds each) at two thirds of the training time. The stem does the local work, the blocks mix globally.
+    Measured in the tutorial's budget (456 steps on mnist5k; docs/benchmarks.md): behind this stem, 128 wide,
+    4 blocks reached 95.5 % and 2 blocks 98.0 % (one seed); 96-wide tokens matched 128-wide ones (97.3 % against
+    97.2 %, three seeds each) at two thirds of the training time. The stem does the local work, the blocks mix globally.
     """
     return HybridViT(ViTConfig(**{**_vit_defaults("vit_mnist"), "patch_size": 4, "depth": 2, "dim": 96, **overrides}))

@@ -44,14 +44,14 @@ def accuracy(args) -> list[str]:
 def _step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, precision: str) -> Callable[[], None]:
     """One AdamW training step on a fixed batch at ``precision`` ("fp32", "bf16" autocast, or "bf16-conv": the
     convolutions in bf16, channels_last, as ``fit`` runs it), as a closure."""
-    from vitkit.train.devices import _bf16_convolutions, _has_convolutions
+    from vitkit.train.devices import _bf16_convolutions, _device_tuning
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
-    if precision == "bf16-conv":
-        if _has_convolutions(model):
-            model.to(memory_format=torch.channels_last)
-        _bf16_convolutions(model).__enter__()  # for the model's life: it is made for this benchmark only
+    cpu = torch.device("cpu")
+    # fit's own set-up (channels_last, the hooks), held for the model's life: it is made for this benchmark only
+    _device_tuning(model, cpu, precision).__enter__()
+    _bf16_convolutions(model, on=precision == "bf16-conv").__enter__()
 
     def step():
         optimizer.zero_grad(set_to_none=True)

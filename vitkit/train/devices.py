@@ -107,8 +107,10 @@ def _has_convolutions(model: nn.Module) -> bool:
     )
 
 
-def _pick_precision(precision: str, device: torch.device, model: nn.Module | None = None) -> tuple[str, str]:
-    """The precision ``precision`` stands for on ``device`` (for ``model``, where given) and why."""
+def _pick_precision(
+    precision: str, device: torch.device, model: nn.Module | None = None, compile=False
+) -> tuple[str, str]:
+    """The precision ``precision`` stands for on ``device`` (for ``model``, where given; compiled or not) and why."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
     if precision != "auto":
@@ -131,23 +133,28 @@ def _pick_precision(precision: str, device: torch.device, model: nn.Module | Non
             "fp32",
             "CPU with bf16 instructions, but this model has no convolutions (bf16 matrix products are slower here)",
         )
+    if compile:
+        return "fp32", "CPU with bf16 instructions, compiled: bf16-conv's per-convolution autocast is left out"
     return "bf16-conv", (
         "CPU with bf16 instructions: convolutions in bf16 (resnet_mnist trained 1.3–1.9× faster), matrix products in "
         "fp32 (bf16 autocast made the small ViTs slower); `vitkit bench --only cpu_bf16`"
     )
 
 
-def resolve_precision(precision: str, device: torch.device, model: nn.Module | None = None) -> str:
+def resolve_precision(precision: str, device: torch.device, model: nn.Module | None = None, compile=False) -> str:
     """ "auto" -> "bf16" on CUDA of compute capability 8.0+ (Ampere), "fp16" (with a gradient scaler) on older CUDA
     (Volta, Turing, P100); on a CPU with bf16 instructions (avx512_bf16, AMX) "bf16-conv" for a model with
-    convolutions (or when no model is given), else "fp32". An explicit "fp32", "bf16", "fp16" or "bf16-conv" is kept.
+    convolutions (or when no model is given) that is not compiled, else "fp32". An explicit "fp32", "bf16", "fp16"
+    or "bf16-conv" is kept.
 
     "bf16-conv" runs each convolution under bf16 autocast and hands fp32 on, so attention, MLPs and heads stay fp32.
     Measured on the course's CPU (avx512_bf16, no AMX; docs/benchmarks.md): bf16 convolutions trained resnet_mnist
-    1.3× (two threads) to 1.9× (one thread) as fast at the same accuracy, while whole-model bf16 autocast made vit_mnist slower (0.6–0.7×): its
-    matrix products are small, and the casts around them cost more than they save.
+    1.3× (two threads) to 1.9× (one thread) as fast at the same accuracy, while whole-model bf16 autocast made
+    vit_mnist slower (0.6–0.7×): its matrix products are small, and the casts around them cost more than they save.
+    With ``compile`` (``fit``'s setting) "auto" keeps fp32: the hooks that switch autocast per convolution are not
+    part of a compiled graph.
     """
-    return _pick_precision(precision, device, model)[0]
+    return _pick_precision(precision, device, model, compile)[0]
 
 
 def _autocast(device: torch.device, precision: str):
@@ -317,9 +324,9 @@ def describe(device="auto", precision: str = "auto", compile: bool = False) -> l
     """What ``fit`` will use on this machine, and why: device, precision, compile, processes per GPU (lines of text)."""
     world, local_rank, local_world = _torchrun()
     chosen, why_device = _pick_device(device)
-    chosen_precision, why_precision = _pick_precision(precision, chosen)  # for a model with convolutions
-    if compile and precision == "auto" and chosen_precision == "bf16-conv":
-        chosen_precision, why_precision = "fp32", "compiled: bf16-conv's per-convolution autocast is left out"
+    chosen_precision, why_precision = _pick_precision(
+        precision, chosen, compile=compile
+    )  # for a model with convolutions
     lines = [
         f"torch {torch.__version__}",
         f"device:     {chosen}  ({why_device})",

@@ -115,11 +115,7 @@ def fit(
         )
     config = config.replace(**overrides)
     device = resolve_device(device)
-    precision = resolve_precision(config.precision, device, model)
-    if precision == "bf16-conv" and config.compile and config.precision == "auto":
-        precision = (
-            "fp32"  # bf16-conv switches autocast per convolution with hooks; compiled graphs keep to one precision
-        )
+    precision = resolve_precision(config.precision, device, model, config.compile)
     rank, world_size = _distributed(device)
     batch_size = config.batch_size
     if batch_size % world_size:

@@ -109,7 +109,7 @@ def train_model(
         test_loss=test["loss"],
         history=history.as_dict(),
         seed=seed,
-        precision=resolve_precision(config.precision, resolve_device(device), model),
+        precision=resolve_precision(config.precision, resolve_device(device), model, config.compile),
     )
     return model, run
 
