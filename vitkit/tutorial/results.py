@@ -174,6 +174,7 @@ def findings(results: Results, vit: str = MODELS[0], cnn: str = MODELS[1]) -> li
             f"{m[vit]['parameters'] / m[cnn]['parameters']:.1f}× the parameters in the ViT."
         )
     curves = results.accuracy_vs_data()
+    stats = accuracy_stats(results.data_efficiency)  # the same runs, with their spread
     if vit in curves and cnn in curves:
         shared = sorted(set(curves[vit]) & set(curves[cnn]))
         if len(shared) >= 2:
@@ -195,7 +196,6 @@ def findings(results: Results, vit: str = MODELS[0], cnn: str = MODELS[1]) -> li
             f"{abs(gap):.1f} points {'behind' if gap > 0 else 'ahead of'} the CNN and "
             f"{100 * (m[best]['test_accuracy'] - m[vit]['test_accuracy']):+.1f} against the plain ViT"
         )
-        stats = accuracy_stats(results.data_efficiency)
         full_best, full_cnn = stats.get(best, {}).get(1.0), stats.get(cnn, {}).get(1.0)
         if full_best and full_cnn and min(full_best["n"], full_cnn["n"]) > 1:
             seed_gap = 100 * (full_cnn["mean"] - full_best["mean"])
@@ -213,7 +213,6 @@ def findings(results: Results, vit: str = MODELS[0], cnn: str = MODELS[1]) -> li
             f"ConvMixer (the ViT's patches, no attention) reached {cm['test_accuracy']:.3f} with "
             f"{cm['parameters']:,d} parameters, against the ViT's {m[vit]['test_accuracy']:.3f} with {m[vit]['parameters']:,d}."
         )
-    stats = accuracy_stats(results.data_efficiency)
     noisy = [
         f"{n} at {f:.0%}: ±{100 * st['std']:.1f}"
         for n, curve in stats.items()
