@@ -77,11 +77,9 @@ def test_distilled_vit_has_two_prefix_tokens_and_two_heads():
     model = create_model("deit_mnist")
     plain = create_model("vit_mnist")
     images, _ = _batch(2)
-    assert model.forward_features(images).shape == (2, 2 + 16, 128)  # CLS, distillation token, 16 patches
-    assert model.num_prefix_tokens == 2 and model.pos_embed.shape == (1, 18, 128)
-    assert count_params(model) - count_params(plain) == 128 + 128 + (
-        128 * 10 + 10
-    )  # dist_token, its position, head_dist
+    assert model.forward_features(images).shape == (2, 2 + 16, 96)  # CLS, distillation token, 16 patches; 96 wide
+    assert model.num_prefix_tokens == 2 and model.pos_embed.shape == (1, 18, 96)
+    assert count_params(model) - count_params(plain) == 96 + 96 + (96 * 10 + 10)  # dist_token, its position, head_dist
     cls_logits, dist_logits = model.forward_heads(images)
     model.train()
     assert torch.is_tensor(model(images))  # not distilling: one output like any classifier
@@ -91,9 +89,9 @@ def test_distilled_vit_has_two_prefix_tokens_and_two_heads():
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(model(images), (cls_logits + dist_logits) / 2)
-    assert len(model.attention_maps(images)) == 6 and model.attention_maps(images)[0].shape == (2, 4, 18, 18)
+    assert len(model.attention_maps(images)) == 4 and model.attention_maps(images)[0].shape == (2, 3, 18, 18)
     sincos = DistilledViT(**{**model.config.__dict__, "pos_embed": "sincos"})
-    assert sincos.pos_embed.shape == (1, 18, 128) and "pos_embed" not in dict(sincos.named_parameters())
+    assert sincos.pos_embed.shape == (1, 18, 96) and "pos_embed" not in dict(sincos.named_parameters())
     with pytest.raises(ValueError, match="pool must be 'cls'"):
         create_model("deit_mnist", pool="mean")
 

@@ -88,10 +88,11 @@ def test_auto_precision_on_mps_is_fp32_and_on_a_cpu_follows_its_bf16_instruction
     monkeypatch.setattr(devices, "_cpu_runs_bf16", lambda: False)
     assert resolve_precision("auto", torch.device("cpu"), cnn) == "fp32"
     monkeypatch.setattr(devices, "_cpu_runs_bf16", lambda: True)  # avx512_bf16 or AMX
-    assert resolve_precision("auto", torch.device("cpu"), cnn) == "bf16-conv"
-    assert resolve_precision("auto", torch.device("cpu"), hybrid) == "bf16-conv"
+    assert devices._is_cnn(cnn) and not devices._is_cnn(hybrid) and not devices._is_cnn(vit)
+    assert resolve_precision("auto", torch.device("cpu"), cnn) == "bf16"  # a CNN: whole-model autocast
+    assert resolve_precision("auto", torch.device("cpu"), hybrid) == "bf16-conv"  # its attention and MLPs stay fp32
     assert resolve_precision("auto", torch.device("cpu"), vit) == "fp32"
-    assert resolve_precision("auto", torch.device("cpu")) == "bf16-conv"  # no model: what a CNN gets
+    assert resolve_precision("auto", torch.device("cpu")) == "bf16-conv"  # no model: the choice safe for both
     assert resolve_precision("fp32", torch.device("cpu"), cnn) == "fp32"  # an explicit choice stands
     assert resolve_precision("auto", torch.device("cpu"), cnn, compile=True) == "fp32"  # hooks are not compiled
     assert resolve_precision("bf16-conv", torch.device("cpu"), cnn, compile=True) == "bf16-conv"
@@ -149,6 +150,19 @@ def test_bf16_conv_runs_convolutions_in_bfloat16_and_the_rest_in_fp32(digits):
     )  # fit's hooks are gone
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)  # oneDNN's fastest layout for bf16
     assert model(digits.test.images[:4]).dtype == torch.float32
+
+
+def test_a_cnn_in_bf16_on_the_cpu_trains_in_channels_last(digits):
+    # what precision="auto" runs for resnet_mnist on a CPU with bf16 instructions: whole-model autocast
+    torch.manual_seed(0)
+    model = create_model("resnet_mnist")
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    seen = set()
+    conv.register_forward_hook(lambda m, i, o: seen.add(o.dtype))
+    history = fit(model, digits, epochs=2, batch_size=64, max_steps=6, device="cpu", precision="bf16", progress=False)
+    assert seen == {torch.bfloat16} and history.train_loss[1] < history.train_loss[0]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast computes in bf16, keeps fp32 weights
 
 
 def test_fp16_precision_trains_with_an_enabled_gradient_scaler(monkeypatch, digits):

@@ -63,7 +63,7 @@ def test_bench_cpu_bf16_times_the_precisions_side_by_side_and_says_what_auto_run
         check=True,
     )
     assert re.search(r"CPU bf16 instructions: avx512_bf16 (yes|no), amx_bf16 (yes|no)", result.stdout)
-    for name, auto in (("vit_mnist", "fp32"), ("resnet_mnist", "bf16-conv" if _cpu_runs_bf16() else "fp32")):
+    for name, auto in (("vit_mnist", "fp32"), ("resnet_mnist", "bf16" if _cpu_runs_bf16() else "fp32")):
         assert re.search(
             rf"{name} +fp32 +\d+\.\d ms \(1\.00×\) acc \d\.\d{{4}}, bf16 +\d+\.\d ms \(\d+\.\d\d×\) acc \d\.\d{{4}}, "
             rf"bf16-conv +\d+\.\d ms \(\d+\.\d\d×\) acc \d\.\d{{4}}; precision='auto' runs {auto}$",

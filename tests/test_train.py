@@ -350,7 +350,8 @@ def test_cli_train_then_eval(tmp_path):
     )
     assert evaluated.returncode == 0, evaluated.stderr
     assert train.stdout.split("test: loss ")[1].split(",")[0] in evaluated.stdout  # the same test loss
-    assert "trained 2 of 2 epochs with TrainConfig(epochs=2, batch_size=32, lr=0.001" in evaluated.stdout
+    lr = recipe("vit_mnist").lr  # the flags' settings, the rest the preset's recipe
+    assert f"trained 2 of 2 epochs with TrainConfig(epochs=2, batch_size=32, lr={lr}" in evaluated.stdout
 
 
 @pytest.mark.slow

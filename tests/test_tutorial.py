@@ -304,6 +304,45 @@ def test_pretrained_arms_fine_tune_the_checkpoint_beside_its_scratch_twin(tmp_pa
     assert tutorial.pretrained_arms(None) == {}
 
 
+def test_vit_mnist_is_the_pretrained_tiny_vits_twin_from_scratch():
+    """Without a separate twin (the plan's default) vit_mnist's runs are the pre-trained ViT's baseline: the same
+    architecture, and with the same seed the same initial weights as the twin would have had."""
+    from vitkit import create_model
+    from vitkit.tutorial.run import _scratch_arm
+
+    assert tutorial.Plan(epochs=1).scratch_twin is False
+    torch.manual_seed(3)
+    vit = create_model("vit_mnist")
+    twin = _scratch_arm(10, init_seed=3)
+    assert twin.config == vit.config
+    assert all(torch.equal(a, b) for a, b in zip(vit.state_dict().values(), twin.state_dict().values()))
+
+
+def test_the_pretraining_finding_measures_against_vit_mnist_without_a_twin():
+    results = tutorial.Results(plan={}, device="cpu", quick=False, test_images=1000)
+    results.data_efficiency = [
+        {"model": m, "fraction": f, "test_accuracy": a, "seed": 0}
+        for m, f, a in [
+            ("vit_mnist", 0.1, 0.80),
+            ("vit_mnist", 1.0, 0.90),
+            (tutorial.PRETRAINED, 0.1, 0.93),
+            (tutorial.PRETRAINED, 1.0, 0.95),
+        ]
+    ]
+    text = "\n".join(tutorial.findings(results))
+    assert (
+        "Pre-training the tiny ViT changed its test accuracy by (points, against vit_mnist from scratch): "
+        "+13.0 at 10%, +5.0 at 100%." in text
+    )
+    results.data_efficiency += [
+        {"model": tutorial.SCRATCH_TWIN, "fraction": f, "test_accuracy": a, "seed": 0}
+        for f, a in ((0.1, 0.83), (1.0, 0.95))
+    ]
+    assert f"against {tutorial.SCRATCH_TWIN} from scratch): +10.0 at 10%, +0.0 at 100%." in "\n".join(
+        tutorial.findings(results)
+    )
+
+
 def test_smaller_splits_get_the_same_steps_and_warm_up(monkeypatch):
     import vitkit.train as train
     from vitkit.train import History
@@ -325,6 +364,25 @@ def test_smaller_splits_get_the_same_steps_and_warm_up(monkeypatch):
     warm = lambda n, kw: kw["config"].warmup * -(-n // kw["config"].batch_size)  # noqa: E731  warm-up in steps
     assert warm(n_tenth, kw_tenth) == pytest.approx(warm(n_full, kw_full))
     assert run_tenth.fraction == 0.1 and run_full.fraction == 1.0
+
+
+def test_the_pretrained_vit_fine_tunes_for_its_share_of_the_steps(monkeypatch):
+    import vitkit.train as train
+    from vitkit.train import History
+
+    calls = []
+    monkeypatch.setattr(train, "fit", lambda model, data, **kw: calls.append(kw["config"]) or History())
+    monkeypatch.setattr(train, "evaluate", lambda model, split: {"accuracy": 0.5, "loss": 1.0})
+    plan = tutorial.Plan(epochs=8, batch_size=64, warmup=1.0)
+    assert plan.finetune == 0.5 and tutorial.run_budget(tutorial.PRETRAINED, plan) == 0.5
+    assert tutorial.run_budget("vit_mnist", plan) == tutorial.run_budget(tutorial.SCRATCH_TWIN, plan) == 1.0
+    full = load_dataset("mnist5k")
+    _, whole = tutorial.train_model(torch.nn.Linear(1, 1), full, plan)
+    _, half = tutorial.train_model(torch.nn.Linear(1, 1), full, plan, budget=plan.finetune)
+    assert (calls[0].epochs, calls[1].epochs) == (8, 4) and half.steps * 2 == whole.steps
+    assert calls[1].warmup == calls[0].warmup / 2  # warm-up keeps its share of the shorter run
+    with pytest.raises(ValueError, match="share of the plan's steps"):
+        tutorial.train_model(torch.nn.Linear(1, 1), full, plan, budget=0)
 
 
 def test_seeds_give_mean_and_spread_in_the_table():
@@ -353,6 +411,11 @@ def test_progress_lines_say_section_runs_and_time_left(tmp_path, monkeypatch):
     plan = tutorial.Plan(epochs=2, batch_size=100, fractions=(0.5, 1.0), seeds=(0, 1), efficiency=("a", "b"))
     total = tutorial.start_progress(plan, 1000, extra_arms=1, names=("a", "b"))
     assert total == (2 + 3 * 2 * 2 - 2) * 20  # full runs + data-efficiency runs less the reused ones, 20 steps each
+    # the pre-trained tiny ViT fine-tunes for plan.finetune (½) of a run's 20 steps, at each share and seed
+    assert tutorial.start_progress(plan, 1000, extra_arms=[tutorial.PRETRAINED], names=("a", "b")) == (
+        (2 + 2 * 2 * 2 - 2) * 20 + 10 * 2 * 2
+    )
+    total = tutorial.start_progress(plan, 1000, extra_arms=1, names=("a", "b"))
     first = tutorial.report_progress("training on the full split", 1, 2, steps=total // 4)
     assert re.fullmatch(
         r"\[training on the full split\] run 1/2 · 25% of the training · \d+:\d\d elapsed · about \d+:\d\d left", first

@@ -57,14 +57,14 @@ def test_paper_presets_take_224_images(name):
 def test_overrides_and_variants():
     model = create_model("vit_mnist", pool="mean", pos_embed="sincos", drop_path_rate=0.1, num_classes=3)
     assert model.cls_token is None and "pos_embed" not in dict(model.named_parameters())
-    assert model.forward_features(torch.randn(2, 1, 28, 28)).shape == (2, 16, 128)
+    assert model.forward_features(torch.randn(2, 1, 28, 28)).shape == (2, 16, 96)
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 3)
 
 
 def test_forward_features_has_cls_token_first():
     model = create_model("vit_mnist").eval()
     tokens = model.forward_features(torch.randn(2, 1, 28, 28))
-    assert tokens.shape == (2, 17, 128)
+    assert tokens.shape == (2, 17, 96)  # CLS + 16 patches, 96 wide
     assert torch.equal(
         model(torch.zeros(2, 1, 28, 28)), model.head(model.forward_features(torch.zeros(2, 1, 28, 28))[:, 0])
     )
@@ -75,8 +75,8 @@ def test_attention_maps_of_every_block():
     maps = model.attention_maps(torch.randn(2, 1, 28, 28))
     assert len(maps) == 3
     for weights in maps:
-        assert weights.shape == (2, 4, 17, 17)
-        assert torch.allclose(weights.sum(-1), torch.ones(2, 4, 17))
+        assert weights.shape == (2, 3, 17, 17)  # 3 heads
+        assert torch.allclose(weights.sum(-1), torch.ones(2, 3, 17))
 
 
 def test_block_is_pre_norm_with_residuals():

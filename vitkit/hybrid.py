@@ -100,4 +100,6 @@ def hybrid_mnist(**overrides) -> HybridViT:
     4 blocks reached 95.5 % and 2 blocks 98.0 % (one seed); 96-wide tokens matched 128-wide ones (97.3 % against
     97.2 %, three seeds each) at two thirds of the training time. The stem does the local work, the blocks mix globally.
     """
-    return HybridViT(ViTConfig(**{**_vit_defaults("vit_mnist"), "patch_size": 4, "depth": 2, "dim": 96, **overrides}))
+    return HybridViT(
+        ViTConfig(**{**_vit_defaults("vit_mnist"), "patch_size": 4, "depth": 2, "dim": 96, "num_heads": 4, **overrides})
+    )

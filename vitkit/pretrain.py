@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vitkit.vit import ViT, ViTConfig
+from vitkit.vit import ViT, ViTConfig, _vit_defaults
 
 CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "vit_glyphs.pt"
 CHARACTERS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -67,10 +67,9 @@ STROKES = (0, 1, 2)  # extra stroke width in pixels at the 48-pt rendering: thin
 
 
 def glyph_config(num_classes: int = len(CHARACTERS)) -> ViTConfig:
-    """The tiny ViT that is pre-trained: 28×28 grey images, 7×7 patches (16 tokens + CLS), 96 wide, 4 blocks of 3 heads."""
-    return ViTConfig(
-        img_size=28, patch_size=7, in_chans=1, num_classes=num_classes, dim=96, depth=4, num_heads=3, mlp_ratio=2.0
-    )
+    """The tiny ViT that is pre-trained: ``vit_mnist``'s shape (28×28 grey images, 7×7 patches, 16 tokens + CLS,
+    96 wide, 4 blocks of 3 heads) with ``num_classes`` outputs."""
+    return ViTConfig(**{**_vit_defaults("vit_mnist"), "num_classes": num_classes})
 
 
 # ----------------------------------------------------------------------------- the glyphs

@@ -47,6 +47,7 @@ from vitkit.tutorial.plan import (  # noqa: F401
     _steps_per_epoch,
     plan,
     report_progress,
+    run_budget,
     start_progress,
 )
 from vitkit.tutorial.plots import (  # noqa: F401
@@ -99,6 +100,7 @@ __all__ = [
     "accuracy_stats",
     "report_progress",
     "robustness_summary",
+    "run_budget",
     "start_progress",
     "Results",
     "Run",

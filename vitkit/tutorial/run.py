@@ -66,13 +66,15 @@ def train_model(
     progress: bool = False,
     teacher: nn.Module | None = None,
     seed: int | None = None,
+    budget: float = 1.0,
 ) -> tuple[nn.Module, Run]:
     """Train a preset (by name, initialised with ``seed``, default ``p.seed``) or a given model with plan ``p``; return it and its :class:`Run`.
 
     ``full_train_images``: the size of the full training split, so that a smaller ``data.train`` gets
     as many steps as the full one would (default: ``len(data.train)``). ``validate=False`` skips the
     per-epoch validation (faster; the history's validation columns are NaN). ``teacher``: a trained
-    model the student also learns from (DeiT's distillation, ``p.distillation`` targets).
+    model the student also learns from (DeiT's distillation, ``p.distillation`` targets). ``budget``: the share of
+    those steps to train for (the pre-trained ViT's fine-tuning, :attr:`Plan.finetune`), warm-up included.
     """
     from vitkit.train import evaluate, fit, resolve_precision
 
@@ -84,8 +86,11 @@ def train_model(
         model, label = name, label or type(name).__name__
     n = len(data.train)
     full_n = full_train_images or n
-    epochs = _epochs_for(n, full_n, p)
-    warmup = p.warmup * _steps_per_epoch(full_n, p) / _steps_per_epoch(n, p)  # the same warm-up in steps
+    if not 0 < budget <= 1:
+        raise ValueError(f"budget is a share of the plan's steps, in (0, 1]; got {budget}")
+    epochs = max(1, round(_epochs_for(n, full_n, p) * budget))
+    # the same warm-up in steps (a shorter run: the same share of it)
+    warmup = p.warmup * budget * _steps_per_epoch(full_n, p) / _steps_per_epoch(n, p)
     config = p.train_config(seed).replace(epochs=epochs, warmup=warmup)
     started = time.perf_counter()
     history = fit(

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from vitkit.data import Dataset
-from vitkit.tutorial.plan import TEACHERS, Plan
+from vitkit.tutorial.plan import TEACHERS, Plan, run_budget
 
 __all__ = ["Job", "chains", "run_jobs", "worker_layout"]
 
@@ -102,6 +102,7 @@ def _run_job(job: Job, p: Plan, device) -> list[tuple[str, nn.Module | None, obj
             teacher=teacher,
             seed=job.seed,
             progress=job.progress,
+            budget=run_budget(label, p),
         )
         trained[label] = model
         out.append((label, model if label in job.keep else None, run))
