@@ -101,7 +101,7 @@ def test_conv_stem_makes_as_many_tokens_as_patches_and_the_rest_is_the_vit():
     images, _ = _batch(2)
     assert stem(images).shape == patches(images).shape == (2, 49, 64)
     strides = [m.stride[0] for m in stem.convs if isinstance(m, nn.Conv2d)]
-    assert strides == [1, 2, 1, 2]  # a look at each resolution before halving it, twice for 4×4 patches
+    assert strides == [1, 2, 1, 2, 1]  # a look at each resolution before halving it, then one at the tokens' grid
     model = create_model("hybrid_mnist")
     assert isinstance(model, HybridViT) and isinstance(model, ViT)
     blocks = {k for k in model.state_dict() if not k.startswith("patch_embed")}

@@ -22,7 +22,7 @@ def test_lecture_runs_top_to_bottom(path):
     if path.stem == "05_vit_cnn_debate":
         assert "hard distillation loss = ½·0.1698 + ½·0.5514 = 0.3606" in printed  # the worked example, by hand
         assert "vitkit.train.distillation_loss   = 0.3606" in printed  # and by the kit: they agree
-        assert "one token sees (13, 13) pixels (stride 4" in printed  # the stem's receptive field overlaps
+        assert "one token sees (21, 21) pixels (stride 4" in printed  # the stem's receptive field overlaps
         assert "after 2 block(s) the centre position sees (28, 28) pixels" in printed
 
 

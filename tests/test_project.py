@@ -53,6 +53,23 @@ def test_bench_prints_side_by_side_ratios():
 
 
 @pytest.mark.slow
+def test_bench_accuracy_checks_the_default_vit_command_against_its_target():
+    result = subprocess.run(
+        [sys.executable, "-m", "vitkit.cli", "bench", "--only", "accuracy", "--quick"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert re.search(
+        r"^vit_mnist as `vitkit train` runs it \(1 epochs of 3,600 images\): test accuracy 0\.\d{4} after +\d+\.\d s +"
+        r"\(target ≥ 0\.975 within 90 s: NOT met\)$",  # one epoch (--quick) is far from 97.5 %
+        result.stdout,
+        re.M,
+    ), result.stdout
+    assert re.search(r"^resnet_mnist +1 epochs: test accuracy", result.stdout, re.M), result.stdout
+
+
+@pytest.mark.slow
 def test_bench_cpu_bf16_times_the_precisions_side_by_side_and_says_what_auto_runs():
     from vitkit.train.devices import _cpu_runs_bf16
 

@@ -23,7 +23,7 @@ def accuracy(args) -> list[str]:
     data = load_dataset("mnist5k", val_size=0)
     n = len(data.train)
     lines = ["each run: the preset's recipe with as many epochs as its measured speed fits into the time limit"]
-    for name, target, limit in (("resnet_mnist", 0.985, 45), ("vit_mnist", 0.975, 90)):
+    for name, target, limit in (("resnet_mnist", 0.985, 45), ("vit_mnist", 0.97, 90)):
         settings = recipe(name)
         probe = fit(create_model(name), data, settings, epochs=2, max_steps=16, device="cpu", progress=False)
         rate = probe.images_per_s[-1]  # training images/s of this machine now, warmed up
@@ -38,6 +38,22 @@ def accuracy(args) -> list[str]:
             f"{name:13s} {settings.epochs:3d} epochs: test accuracy {acc:.4f} after {seconds:5.1f} s   "
             f"(target ≥ {target:.3f} within {limit} s: {'met' if acc >= target and seconds <= limit else 'NOT met'})"
         )
+    # issue 16's target is the default command itself: `vitkit train --model vit_mnist --data mnist5k`, its recipe's
+    # epochs on the 3,600 training digits it loads (400 held out for validation), seed 0
+    data = load_dataset("mnist5k")
+    settings = recipe("vit_mnist")
+    settings.epochs = 1 if args.quick else settings.epochs
+    torch.manual_seed(settings.seed)
+    model = create_model("vit_mnist")
+    start = time.perf_counter()
+    fit(model, data, settings, device="cpu", progress=False)
+    seconds = time.perf_counter() - start
+    acc = evaluate(model, data.test)["accuracy"]
+    met = acc >= 0.975 and seconds <= 90
+    lines.append(
+        f"vit_mnist as `vitkit train` runs it ({settings.epochs} epochs of {len(data.train):,d} images): test accuracy "
+        f"{acc:.4f} after {seconds:5.1f} s   (target ≥ 0.975 within 90 s: {'met' if met else 'NOT met'})"
+    )
     return lines
 
 
