@@ -41,25 +41,21 @@ def test_cli_rejects_unknown_command():
     assert result.returncode == 2 and "invalid choice" in result.stderr
 
 
+def _bench(section: str, *more: str) -> subprocess.CompletedProcess:
+    """`vitkit bench --only SECTION --quick [MORE]`, which must succeed."""
+    command = [sys.executable, "-m", "vitkit.cli", "bench", "--only", section, "--quick", *more]
+    return subprocess.run(command, capture_output=True, text=True, check=True)
+
+
 def test_bench_prints_side_by_side_ratios():
-    result = subprocess.run(
-        [sys.executable, "-m", "vitkit.cli", "bench", "--only", "model", "--quick", "--rounds", "2"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    result = _bench("model", "--rounds", "2")
     assert re.search(r"step time vitkit ÷ timm: \d+\.\d+", result.stdout)
     assert re.search(r"training FLOP/s ÷ matmul FLOP/s: vitkit \d+\.\d+, timm \d+\.\d+", result.stdout)
 
 
 @pytest.mark.slow
 def test_bench_accuracy_checks_the_default_vit_command_against_its_target():
-    result = subprocess.run(
-        [sys.executable, "-m", "vitkit.cli", "bench", "--only", "accuracy", "--quick"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    result = _bench("accuracy")
     assert re.search(
         r"^vit_mnist as `vitkit train` runs it \(1 epochs of 3,600 images\): test accuracy 0\.\d{4} after +\d+\.\d s +"
         r"\(target ≥ 0\.975 within 90 s: NOT met\)$",  # one epoch (--quick) is far from 97.5 %
@@ -73,12 +69,7 @@ def test_bench_accuracy_checks_the_default_vit_command_against_its_target():
 def test_bench_cpu_bf16_times_the_precisions_side_by_side_and_says_what_auto_runs():
     from vitkit.train.devices import _cpu_runs_bf16
 
-    result = subprocess.run(
-        [sys.executable, "-m", "vitkit.cli", "bench", "--only", "cpu_bf16", "--quick"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    result = _bench("cpu_bf16")
     assert re.search(r"CPU bf16 instructions: avx512_bf16 (yes|no), amx_bf16 (yes|no)", result.stdout)
     for name, auto in (("vit_mnist", "fp32"), ("resnet_mnist", "bf16" if _cpu_runs_bf16() else "fp32")):
         assert re.search(

@@ -67,7 +67,7 @@ class ConvStem(nn.Module):
             layers += _conv_bn_relu(chans, widths[i], stride=1)  # look at this resolution
             layers += _conv_bn_relu(widths[i], widths[i + 1], stride=2)  # then halve it
             chans = widths[i + 1]
-        layers += _conv_bn_relu(chans, embed_dim, stride=1)  # and look once more at the grid of the tokens
+        layers += _conv_bn_relu(chans, chans, stride=1)  # and look once more at the grid of the tokens
         self.convs = nn.Sequential(*layers)
         self.proj = nn.Conv2d(chans, embed_dim, kernel_size=1)  # the 1×1 convolution to the token width
 

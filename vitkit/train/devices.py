@@ -339,9 +339,8 @@ def describe(device="auto", precision: str = "auto", compile: bool = False) -> l
     """What ``fit`` will use on this machine, and why: device, precision, compile, processes per GPU (lines of text)."""
     world, local_rank, local_world = _torchrun()
     chosen, why_device = _pick_device(device)
-    chosen_precision, why_precision = _pick_precision(
-        precision, chosen, compile=compile
-    )  # for a model with convolutions
+    # for a model with convolutions and attention (no model given): what the hybrid gets
+    chosen_precision, why_precision = _pick_precision(precision, chosen, compile=compile)
     lines = [
         f"torch {torch.__version__}",
         f"device:     {chosen}  ({why_device})",

@@ -187,7 +187,7 @@ def findings(results: Results, vit: str = MODELS[0], cnn: str = MODELS[1]) -> li
     if PRETRAINED in curves and scratch in curves:
         shared = sorted(set(curves[PRETRAINED]) & set(curves[scratch]))
         gains = ", ".join(f"{100 * (curves[PRETRAINED][f] - curves[scratch][f]):+.1f} at {f:.0%}" for f in shared)
-        share = results.plan.get("finetune", 1.0) if isinstance(results.plan, dict) else 1.0
+        share = results.plan.get("finetune", 1.0)  # results written before Plan.finetune: every step
         tuned = f" (fine-tuned with {share:.0%} of the steps)" if share < 1 else ""
         lines.append(
             f"Pre-training the tiny ViT{tuned} changed its test accuracy by (points, against {scratch} from scratch): "
